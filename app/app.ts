@@ -1,0 +1,83 @@
+import fastifyFormbody from '@fastify/formbody'
+import fastifyHelmet from '@fastify/helmet'
+import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyStatic from '@fastify/static'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import authPlugin from './auth/plugin.js'
+import authRoutes from './auth/routes.js'
+import { ensureSessionSecret, type Config } from './config.js'
+import contentApi from './content/api.js'
+import contentPlugin from './content/plugin.js'
+import contentRoutes from './content/routes.js'
+import type { Database } from './db/database.js'
+import databasePlugin from './db/plugin.js'
+import { PUBLIC_DIR } from './paths.js'
+import unitOfWorkPlugin from './unit-of-work/plugin.js'
+import errorPlugin from './web/errors.js'
+import viewPlugin from './web/view.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export interface AppOptions {
+  config: Config
+  database: Database
+  logger?: FastifyServerOptions['logger']
+  /** Whether closing the app closes the database too (default true). */
+  closeDatabase?: boolean
+}
+
+/**
+ * The Quiesce site as one Fastify instance: external plugins, then the app's infrastructure
+ * (database, auth, views, errors, unit of work), then the routes. The unit of work is
+ * registered before any route, so every route's handler runs in one.
+ */
+export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.decorate('config', options.config)
+  await app.register(databasePlugin, { database: options.database, closeOnShutdown: options.closeDatabase })
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        // Keep plain-HTTP installs (http://127.0.0.1:3000) working; HSTS covers HTTPS sites.
+        upgradeInsecureRequests: null,
+      },
+    },
+  })
+  await app.register(fastifyFormbody)
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h' })
+  await app.register(fastifyRateLimit, { global: false })
+  await app.register(authPlugin, {
+    sessionSecret: ensureSessionSecret(options.config),
+    accessFile: options.config.accessFile,
+  })
+  await app.register(viewPlugin)
+  await app.register(errorPlugin)
+  await app.register(contentPlugin)
+  await app.register(unitOfWorkPlugin, {
+    attempts: options.config.retryAttempts,
+    principalOf: (request) => request.principal,
+  })
+
+  await app.register(authRoutes)
+  await app.register(contentRoutes)
+  await app.register(contentApi)
+  return app
+}

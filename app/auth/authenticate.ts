@@ -1,0 +1,27 @@
+import type { Kysely } from 'kysely'
+import type { DB } from '../db/schema.js'
+import { findEmergencyUser } from './access-file.js'
+import { hashPassword, verifyPassword } from './passwords.js'
+import type { Principal } from './principal.js'
+import { findUserWithHash } from './users.js'
+
+let dummyHash: Promise<string> | undefined
+
+/**
+ * Checks a user name and password. The access file is consulted first and without the
+ * database, so the emergency user can sign in even when the users table cannot be read.
+ * Unknown names cost as much as wrong passwords, so timing does not reveal who exists.
+ */
+export async function authenticate (db: Kysely<DB>, accessFile: string, username: string, password: string): Promise<Principal | undefined> {
+  const emergency = await findEmergencyUser(accessFile, username)
+  if (emergency !== undefined) {
+    return await verifyPassword(emergency.hash, password) ? { name: emergency.name, role: 'emergency' } : undefined
+  }
+  const user = await findUserWithHash(db, username)
+  if (user === undefined) {
+    dummyHash ??= hashPassword('no such user; this hash only equalises timing')
+    await verifyPassword(await dummyHash, password)
+    return undefined
+  }
+  return await verifyPassword(user.password_hash, password) ? { name: user.username, role: user.role } : undefined
+}

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto'
+import fastifyCookie from '@fastify/cookie'
+import fastifyCsrfProtection from '@fastify/csrf-protection'
+import fastifySession from '@fastify/session'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ForbiddenError, UnauthorizedError } from '../errors.js'
+import { authenticate } from './authenticate.js'
+import { isManager, type Principal } from './principal.js'
+import { DatabaseSessionStore } from './session-store.js'
+
+declare module 'fastify' {
+  interface Session {
+    principal?: Principal
+  }
+  interface FastifyRequest {
+    /** Who is asking: from the session cookie or HTTP Basic credentials; null for visitors. */
+    principal: Principal | null
+    authenticatedBy: 'session' | 'basic' | null
+  }
+  interface FastifyInstance {
+    /** preHandler: 401 unless signed in. */
+    requireSignedIn: (request: FastifyRequest) => Promise<void>
+    /** preHandler: 401/403 unless a manager or the emergency user. */
+    requireManager: (request: FastifyRequest) => Promise<void>
+  }
+}
+
+export interface AuthPluginOptions {
+  sessionSecret: string
+  accessFile: string
+}
+
+export const SESSION_COOKIE = 'quiesce.sid'
+const SESSION_LIFETIME_MS = 8 * 60 * 60 * 1000
+const BASIC_CACHE_MS = 60_000
+const BASIC_CACHE_SIZE = 1000
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/**
+ * Sessions (stored in the database), CSRF protection for every unsafe request that carries a
+ * session, and the request's principal from the session or from HTTP Basic credentials.
+ */
+const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlugin (fastify, options) {
+  const store = new DatabaseSessionStore(fastify.db.writer)
+  await fastify.register(fastifyCookie)
+  await fastify.register(fastifySession, {
+    secret: options.sessionSecret,
+    cookieName: SESSION_COOKIE,
+    store,
+    saveUninitialized: false,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', maxAge: SESSION_LIFETIME_MS, path: '/' },
+  })
+  await fastify.register(fastifyCsrfProtection, { sessionPlugin: '@fastify/session' })
+
+  fastify.decorateRequest('principal', null)
+  fastify.decorateRequest('authenticatedBy', null)
+
+  // Verifying argon2 costs ~10 ms; API clients send Basic credentials on every request.
+  const verifiedBasic = new Map<string, { principal: Principal, expires: number }>()
+
+  fastify.addHook('onRequest', async function resolvePrincipal (request) {
+    const fromSession = request.session.principal
+    if (fromSession !== undefined) {
+      request.principal = fromSession
+      request.authenticatedBy = 'session'
+      return
+    }
+    const header = request.headers.authorization
+    if (header === undefined || !header.startsWith('Basic ')) return
+    const key = createHash('sha256').update(header).digest('base64')
+    const cached = verifiedBasic.get(key)
+    if (cached !== undefined && cached.expires > Date.now()) {
+      request.principal = cached.principal
+      request.authenticatedBy = 'basic'
+      return
+    }
+    const credentials = parseBasic(header)
+    if (credentials === undefined) throw new UnauthorizedError()
+    const principal = await authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password)
+    if (principal === undefined) throw new UnauthorizedError()
+    if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
+    verifiedBasic.set(key, { principal, expires: Date.now() + BASIC_CACHE_MS })
+    request.principal = principal
+    request.authenticatedBy = 'basic'
+  })
+
+  // Basic credentials are not sent by browsers on their own, so only session requests need a token.
+  fastify.addHook('preValidation', function checkCsrf (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+    if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic') {
+      done()
+      return
+    }
+    fastify.csrfProtection(request, reply, done)
+  })
+
+  fastify.decorate('requireSignedIn', async function requireSignedIn (request: FastifyRequest) {
+    if (request.principal === null) throw new UnauthorizedError()
+  })
+  fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
+    if (request.principal === null) throw new UnauthorizedError()
+    if (!isManager(request.principal)) throw new ForbiddenError('Only managers may do this')
+  })
+
+  const pruneTimer = setInterval(() => {
+    store.prune().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune expired sessions'))
+  }, 60 * 60 * 1000)
+  pruneTimer.unref()
+  fastify.addHook('onClose', async function stopSessionPruning () {
+    clearInterval(pruneTimer)
+  })
+}
+
+function parseBasic (header: string): { username: string, password: string } | undefined {
+  const decoded = Buffer.from(header.slice('Basic '.length), 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon <= 0) return undefined
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+export default fp(authPlugin, {
+  fastify: '5.x',
+  name: 'quiesce-auth',
+  dependencies: ['quiesce-db'],
+})

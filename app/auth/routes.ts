@@ -1,0 +1,59 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { RateLimitedError } from '../errors.js'
+import { authenticate } from './authenticate.js'
+
+declare module '../web/view.js' {
+  interface Pages {
+    login: { username: string, next: string, error: string | null }
+  }
+}
+
+interface LoginBody { username?: string, password?: string, next?: string }
+
+export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 }
+
+/** Only same-site paths: `next` must not send a person who just signed in to another site. */
+export function safeNext (next: unknown): string {
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/'
+}
+
+/** Sign-in and sign-out pages; always open, in every maintenance mode. */
+const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
+  fastify.get<{ Querystring: { next?: string } }>('/login', async function loginPage (request, reply) {
+    return reply.render('login', { title: 'Sign in', username: '', next: safeNext(request.query.next), error: null })
+  })
+
+  fastify.post<{ Body: LoginBody }>('/login', {
+    config: {
+      rateLimit: {
+        ...LOGIN_RATE_LIMIT,
+        errorResponseBuilder: (_request, context) => new RateLimitedError(`in ${Math.ceil(context.ttl / 1000)} seconds`),
+      },
+    },
+  }, async function login (request, reply) {
+    const { username = '', password = '', next } = request.body ?? {}
+    let principal
+    try {
+      principal = await authenticate(fastify.db.reader, fastify.config.accessFile, username.trim(), password)
+    } catch (err) {
+      request.log.error({ err }, 'sign-in failed: the users table could not be read')
+      reply.code(503)
+      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
+    }
+    if (principal === undefined) {
+      reply.code(401)
+      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Wrong user name or password.' })
+    }
+    await request.session.regenerate()
+    request.session.principal = principal
+    request.log.info({ user: principal.name, role: principal.role }, 'signed in')
+    return reply.seeOther(safeNext(next))
+  })
+
+  fastify.post('/logout', async function logout (request, reply) {
+    await request.session.destroy()
+    return reply.seeOther('/')
+  })
+}
+
+export default authRoutes

@@ -1,0 +1,164 @@
+import { parseArgs } from 'node:util'
+import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
+import { hashPassword, passwordProblem } from '../auth/passwords.js'
+import { insertUser, isRole, updatePasswordHash } from '../auth/users.js'
+import { ConfigError, loadConfig, type Config } from '../config.js'
+import { catalogFor } from '../content/catalog.js'
+import { seedDocuments } from '../content/seed.js'
+import { openDatabase, type Database } from '../db/database.js'
+import { classifyDatabaseError } from '../db/errors.js'
+import { serve } from '../server.js'
+import { CommandError, println, readPassword, UsageError, type CliIo } from './io.js'
+
+export const USAGE = `Usage: quiesce <command> [options]
+
+Commands:
+  serve                                  migrate the database, then serve the site
+  migrate                                bring the database schema up to date
+  user add NAME --role member|manager    add a user (password from stdin or a prompt)
+  user passwd NAME                       change a user's password
+  emergency-user NAME                    write or replace the emergency user in the access file
+  seed --docs N                          add N generated documents
+
+Configuration comes from environment variables (see README). Exit codes: 0 success,
+1 refused or failed, 2 bad usage or configuration.`
+
+interface Command {
+  options?: Record<string, { type: 'string' | 'boolean' }>
+  run (args: { positionals: string[], values: Record<string, string | boolean | undefined>, config: Config, io: CliIo }): Promise<number | undefined>
+}
+
+/** Opens the database for one command and always closes it. */
+async function withDatabase<T> (config: Config, work: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(config.database)
+  try {
+    return await work(database)
+  } finally {
+    await database.destroy()
+  }
+}
+
+function exactly (positionals: string[], count: number, what: string): string[] {
+  if (positionals.length !== count) throw new UsageError(`expected ${what}`)
+  return positionals
+}
+
+async function newPassword (io: CliIo, prompt: string): Promise<string> {
+  const password = await readPassword(io, prompt)
+  const problem = passwordProblem(password)
+  if (problem !== undefined) throw new CommandError(`the password ${problem}`)
+  return password
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    async run ({ positionals, config }) {
+      exactly(positionals, 0, 'no arguments')
+      await serve(config)
+      return undefined // keep running until a signal closes the app
+    },
+  },
+
+  migrate: {
+    async run ({ positionals, config, io }) {
+      exactly(positionals, 0, 'no arguments')
+      await withDatabase(config, async (database) => {
+        println(io.stdout, `schema is up to date (${database.location})`)
+      })
+      return 0
+    },
+  },
+
+  user: {
+    options: { role: { type: 'string' } },
+    async run ({ positionals, values, config, io }) {
+      const [action, name] = positionals
+      if (action === 'add') {
+        exactly(positionals, 2, 'user add NAME --role member|manager')
+        const role = values.role
+        if (!isRole(role)) throw new UsageError('--role must be member or manager')
+        const problem = nameProblem(name!)
+        if (problem !== undefined) throw new UsageError(`NAME ${problem}`)
+        const password = await newPassword(io, `Password for ${name}: `)
+        await withDatabase(config, async (database) => {
+          try {
+            await insertUser(database.writer, { username: name!, passwordHash: await hashPassword(password), role })
+          } catch (err) {
+            if (classifyDatabaseError(err) === 'unique-violation') throw new CommandError(`a user named ${name} already exists`)
+            throw err
+          }
+        })
+        println(io.stdout, `added ${role} ${name}`)
+        return 0
+      }
+      if (action === 'passwd') {
+        exactly(positionals, 2, 'user passwd NAME')
+        const password = await newPassword(io, `New password for ${name}: `)
+        const changed = await withDatabase(config, async (database) => updatePasswordHash(database.writer, name!, await hashPassword(password)))
+        if (!changed) throw new CommandError(`there is no user named ${name}`)
+        println(io.stdout, `changed the password of ${name}`)
+        return 0
+      }
+      throw new UsageError('expected user add NAME --role member|manager, or user passwd NAME')
+    },
+  },
+
+  'emergency-user': {
+    async run ({ positionals, config, io }) {
+      const [name] = exactly(positionals, 1, 'emergency-user NAME')
+      const problem = nameProblem(name!)
+      if (problem !== undefined) throw new UsageError(`NAME ${problem}`)
+      const password = await newPassword(io, `Password for the emergency user ${name}: `)
+      await writeEmergencyUser(config.accessFile, name!, await hashPassword(password))
+      println(io.stdout, `wrote the emergency user ${name} to ${config.accessFile}`)
+      return 0
+    },
+  },
+
+  seed: {
+    options: { docs: { type: 'string' } },
+    async run ({ positionals, values, config, io }) {
+      exactly(positionals, 0, 'seed --docs N')
+      const count = Number(values.docs)
+      if (!Number.isInteger(count) || count < 1 || count > 1_000_000) throw new UsageError('--docs must be a whole number from 1 to 1000000')
+      const added = await withDatabase(config, (database) => seedDocuments(database.writer, catalogFor(database.kind), count))
+      println(io.stdout, `added ${added} documents`)
+      return 0
+    },
+  },
+}
+
+/** Runs one command; returns the exit code, or undefined for `serve`, which keeps running. */
+export async function main (argv: string[], io: CliIo): Promise<number | undefined> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    println(name === undefined ? io.stderr : io.stdout, USAGE)
+    return name === undefined ? 2 : 0
+  }
+  const command = COMMANDS[name]
+  try {
+    if (command === undefined) throw new UsageError(`unknown command "${name}"`)
+    let parsed
+    try {
+      parsed = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true })
+    } catch (err) {
+      throw new UsageError((err as Error).message)
+    }
+    let config: Config
+    try {
+      config = loadConfig(io.env)
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message)
+      throw err
+    }
+    return await command.run({ positionals: parsed.positionals, values: parsed.values, config, io })
+  } catch (err) {
+    if (err instanceof UsageError) {
+      println(io.stderr, `quiesce: ${err.message}`)
+      if (!(err.message.startsWith('invalid configuration'))) println(io.stderr, '\n' + USAGE)
+      return 2
+    }
+    println(io.stderr, `quiesce: ${(err as Error).message}`)
+    return 1
+  }
+}

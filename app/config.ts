@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import path from 'node:path'
+import envSchema from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const EnvSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  QUIESCE_DATA_DIR: Type.String({ default: 'data', minLength: 1 }),
+  QUIESCE_DATABASE_URL: Type.Optional(Type.String({ pattern: '^(sqlite:.+|postgres(ql)?://.+)$' })),
+  QUIESCE_SESSION_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  QUIESCE_ACCESS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  QUIESCE_INSTANCE_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  QUIESCE_RETRY_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
+  QUIESCE_RETRY_AFTER: Type.Integer({ default: 300, minimum: 1 }),
+  QUIESCE_LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
+})
+
+export type DatabaseUrl =
+  | { kind: 'sqlite', file: string }
+  | { kind: 'postgres', url: string }
+
+export interface Config {
+  host: string
+  port: number
+  dataDir: string
+  database: DatabaseUrl
+  /** Undefined until {@link ensureSessionSecret} reads or creates it. */
+  sessionSecret: string | undefined
+  accessFile: string
+  instanceId: string
+  retryAttempts: number
+  retryAfterSeconds: number
+  logLevel: typeof LOG_LEVELS[number]
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Validates the environment once, at start. A bad value throws a ConfigError whose
+ * message names the variable, so `quiesce serve` can stop with a clear message.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  let parsed: Static<typeof EnvSchema>
+  try {
+    parsed = envSchema<Static<typeof EnvSchema>>({
+      schema: EnvSchema,
+      data: pick(env, Object.keys(EnvSchema.properties)),
+      env: false,
+    })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${describeEnvError(err)}`)
+  }
+  const dataDir = path.resolve(parsed.QUIESCE_DATA_DIR)
+  return {
+    host: parsed.HOST,
+    port: parsed.PORT,
+    dataDir,
+    database: parseDatabaseUrl(parsed.QUIESCE_DATABASE_URL ?? `sqlite:${path.join(dataDir, 'quiesce.sqlite')}`),
+    sessionSecret: parsed.QUIESCE_SESSION_SECRET,
+    accessFile: path.resolve(parsed.QUIESCE_ACCESS_FILE ?? path.join(dataDir, 'access')),
+    instanceId: parsed.QUIESCE_INSTANCE_ID ?? `${hostname()}:${process.pid}`,
+    retryAttempts: parsed.QUIESCE_RETRY_ATTEMPTS,
+    retryAfterSeconds: parsed.QUIESCE_RETRY_AFTER,
+    logLevel: parsed.QUIESCE_LOG_LEVEL,
+  }
+}
+
+export function parseDatabaseUrl (url: string): DatabaseUrl {
+  if (url.startsWith('sqlite:')) {
+    return { kind: 'sqlite', file: path.resolve(url.slice('sqlite:'.length)) }
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    if (!URL.canParse(url)) {
+      throw new ConfigError('invalid configuration: QUIESCE_DATABASE_URL is not a valid postgres:// URL')
+    }
+    return { kind: 'postgres', url }
+  }
+  throw new ConfigError('invalid configuration: QUIESCE_DATABASE_URL must be sqlite:PATH or postgres://…')
+}
+
+/**
+ * The session secret comes from QUIESCE_SESSION_SECRET or from a file generated once in the
+ * data dir (mode 0600), so sessions survive restarts without a secret in the repository.
+ */
+export function ensureSessionSecret (config: Config): string {
+  if (config.sessionSecret !== undefined) return config.sessionSecret
+  const file = path.join(config.dataDir, 'session-secret')
+  let secret: string
+  try {
+    secret = readFileSync(file, 'utf8').trim()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    mkdirSync(config.dataDir, { recursive: true })
+    secret = randomBytes(48).toString('base64url')
+    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' })
+  }
+  if (secret.length < 32) {
+    throw new ConfigError(`invalid configuration: ${file} holds a session secret shorter than 32 characters`)
+  }
+  config.sessionSecret = secret
+  return secret
+}
+
+function pick (env: NodeJS.ProcessEnv, keys: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const key of keys) {
+    const value = env[key]
+    if (value !== undefined) out[key] = value
+  }
+  return out
+}
+
+function describeEnvError (err: unknown): string {
+  const errors = (err as { errors?: Array<{ instancePath: string, message?: string, params?: Record<string, unknown> }> }).errors
+  if (!errors?.length) return (err as Error).message
+  return errors.map((e) => {
+    const variable = e.instancePath.replace(/^\//, '') || String(e.params?.missingProperty ?? '')
+    const message = e.params?.pattern !== undefined && variable === 'QUIESCE_DATABASE_URL'
+      ? 'must be sqlite:PATH or postgres://…'
+      : e.message
+    return `${variable} ${message}`
+  }).join('; ')
+}

@@ -1,0 +1,112 @@
+import { sql, type Kysely } from 'kysely'
+import type { DatabaseKind } from '../db/database.js'
+import type { DB } from '../db/schema.js'
+import { markdownToText } from './markdown.js'
+
+/**
+ * The catalog: the full-text search index over documents. SQLite uses FTS5 (BM25 ranking),
+ * PostgreSQL a tsvector column with a GIN index (ts_rank_cd). Entries are written in the same
+ * unit of work as the document edits that change them.
+ */
+export interface CatalogEntry {
+  documentId: number
+  slug: string
+  title: string
+  /** Markdown; the catalog indexes its text without the markup. */
+  body: string
+}
+
+export interface SearchHit {
+  slug: string
+  title: string
+  /** HTML-safe: the text is escaped and the matched words are wrapped in `<mark>`. */
+  snippet: string
+  /** Higher is better; comparable within one answer only. */
+  score: number
+}
+
+export interface Catalog {
+  index (db: Kysely<DB>, entry: CatalogEntry): Promise<void>
+  remove (db: Kysely<DB>, documentId: number): Promise<void>
+  /** Empties the catalog (a reindex rebuilds it). */
+  clear (db: Kysely<DB>): Promise<void>
+  search (db: Kysely<DB>, query: string, limit: number): Promise<SearchHit[]>
+}
+
+const MARK_START = '\u0002'
+const MARK_END = '\u0003'
+export const MAX_SEARCH_TERMS = 12
+
+/** Words of the query (letters and digits), at most {@link MAX_SEARCH_TERMS}; all must match, the last as a prefix. */
+export function searchTerms (query: string): string[] {
+  return (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, MAX_SEARCH_TERMS)
+}
+
+export function catalogFor (kind: DatabaseKind): Catalog {
+  return kind === 'sqlite' ? sqliteCatalog : postgresCatalog
+}
+
+const sqliteCatalog: Catalog = {
+  async index (db, entry) {
+    await sql`delete from catalog where rowid = ${entry.documentId}`.execute(db)
+    await sql`insert into catalog (rowid, slug, title, body) values (${entry.documentId}, ${entry.slug}, ${entry.title}, ${markdownToText(entry.body)})`.execute(db)
+  },
+  async remove (db, documentId) {
+    await sql`delete from catalog where rowid = ${documentId}`.execute(db)
+  },
+  async clear (db) {
+    await sql`delete from catalog`.execute(db)
+  },
+  async search (db, query, limit) {
+    const terms = searchTerms(query)
+    if (terms.length === 0) return []
+    const match = terms.map((term, i) => `"${term}"${i === terms.length - 1 ? '*' : ''}`).join(' ')
+    const { rows } = await sql<{ slug: string, title: string, snippet: string, rank: number }>`
+      select slug, title,
+        snippet(catalog, 2, ${MARK_START}, ${MARK_END}, '…', 24) as snippet,
+        bm25(catalog, 0.0, 10.0, 1.0) as rank
+      from catalog where catalog match ${match}
+      order by rank, slug limit ${limit}`.execute(db)
+    return rows.map((row) => ({ slug: row.slug, title: row.title, snippet: markSnippet(row.snippet), score: -row.rank }))
+  },
+}
+
+const postgresCatalog: Catalog = {
+  async index (db, entry) {
+    const text = markdownToText(entry.body)
+    await sql`
+      insert into catalog (document_id, slug, title, body, search)
+      values (${entry.documentId}, ${entry.slug}, ${entry.title}, ${text},
+        setweight(to_tsvector('english', ${entry.title}), 'A') || setweight(to_tsvector('english', ${text}), 'B'))
+      on conflict (document_id) do update set slug = excluded.slug, title = excluded.title,
+        body = excluded.body, search = excluded.search`.execute(db)
+  },
+  async remove (db, documentId) {
+    await sql`delete from catalog where document_id = ${documentId}`.execute(db)
+  },
+  async clear (db) {
+    await sql`delete from catalog`.execute(db)
+  },
+  async search (db, query, limit) {
+    const terms = searchTerms(query)
+    if (terms.length === 0) return []
+    // Terms are letters and digits only, so they are safe inside to_tsquery syntax.
+    const tsquery = terms.map((term, i) => (i === terms.length - 1 ? `${term}:*` : term)).join(' & ')
+    const { rows } = await sql<{ slug: string, title: string, snippet: string, score: number }>`
+      select slug, title,
+        ts_headline('english', body, q, ${`StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=30, MinWords=12, MaxFragments=1, FragmentDelimiter=" … "`}) as snippet,
+        ts_rank_cd(search, q)::float8 as score
+      from catalog, to_tsquery('english', ${tsquery}) as q
+      where search @@ q
+      order by score desc, slug limit ${limit}`.execute(db)
+    return rows.map((row) => ({ slug: row.slug, title: row.title, snippet: markSnippet(row.snippet), score: row.score }))
+  },
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+function markSnippet (raw: string): string {
+  return raw.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+    .replaceAll(MARK_START, '<mark>')
+    .replaceAll(MARK_END, '</mark>')
+}

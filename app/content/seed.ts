@@ -1,0 +1,94 @@
+import type { Kysely } from 'kysely'
+import type { DB } from '../db/schema.js'
+import type { Catalog } from './catalog.js'
+import { countDocuments } from './documents.js'
+import { slugify } from './validation.js'
+
+export const DEMO_DOCUMENTS = 200
+const SEED_AUTHOR = 'quiesce'
+const BATCH = 500
+
+const MATERIALS = ['Brass', 'Steel', 'Oak', 'Walnut', 'Copper', 'Aluminium', 'Ceramic', 'Linen', 'Cork', 'Bamboo', 'Zinc', 'Glass']
+const THINGS = ['hinge', 'drawer pull', 'shelf bracket', 'coat hook', 'door knob', 'cabinet latch', 'table leg', 'lamp base', 'picture rail', 'window stay', 'tap handle', 'curtain rod']
+const QUALITIES = ['brushed', 'polished', 'oiled', 'lacquered', 'hand-forged', 'reclaimed', 'matte', 'antique', 'satin', 'raw']
+const USES = ['kitchens', 'workshops', 'libraries', 'boats', 'gardens', 'studios', 'hallways', 'bathrooms', 'offices', 'cabins']
+const FACTS = [
+  'ships flat-packed with fixings',
+  'is made to order in small batches',
+  'takes a standard 4 mm screw',
+  'comes with a ten-year guarantee',
+  'is sold in pairs',
+  'can be refinished at home',
+  'fits most pre-war joinery',
+  'is stocked in the north warehouse',
+]
+
+/** A small deterministic generator, so demo content and benchmarks are the same on every run. */
+function mulberry32 (seed: number): () => number {
+  let state = seed >>> 0
+  return function next () {
+    state = (state + 0x6D2B79F5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export interface GeneratedDocument { slug: string, title: string, body: string }
+
+/** The `index`th generated catalog document (1-based); the same index always gives the same document. */
+export function generateDocument (index: number): GeneratedDocument {
+  const random = mulberry32(index * 7919)
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
+  const material = pick(MATERIALS)
+  const thing = pick(THINGS)
+  const quality = pick(QUALITIES)
+  const size = 20 + Math.floor(random() * 40) * 5
+  const title = `${material} ${thing}, ${size} mm`
+  const body = [
+    `A ${quality} ${material.toLowerCase()} ${thing} for ${pick(USES)} and ${pick(USES)}. It ${pick(FACTS)} and ${pick(FACTS)}.`,
+    '',
+    '## Specification',
+    '',
+    `- **Material:** ${material.toLowerCase()}, ${quality}`,
+    `- **Size:** ${size} mm`,
+    `- **Weight:** ${(size * (0.8 + random() * 2)).toFixed(0)} g`,
+    `- **Part number:** Q-${String(index).padStart(5, '0')}`,
+    '',
+    `Pairs well with the ${pick(MATERIALS).toLowerCase()} ${pick(THINGS)}. Catalog entry ${index}.`,
+  ].join('\n')
+  return { slug: `${slugify(`${material} ${thing} ${size}`)}-${index}`, title, body }
+}
+
+/**
+ * Adds `count` generated documents (numbered after the ones already there) with their catalog
+ * entries, in batches of one transaction each. Slugs that already exist are skipped.
+ */
+export async function seedDocuments (db: Kysely<DB>, catalog: Catalog, count: number): Promise<number> {
+  const first = await countDocuments(db) + 1
+  let added = 0
+  for (let start = first; start < first + count; start += BATCH) {
+    const end = Math.min(first + count, start + BATCH)
+    await db.transaction().execute(async (transaction) => {
+      for (let index = start; index < end; index++) {
+        const doc = generateDocument(index)
+        const now = new Date().toISOString()
+        const inserted = await transaction.insertInto('document').values({
+          slug: doc.slug,
+          title: doc.title,
+          body: doc.body,
+          version: 1,
+          created_by: SEED_AUTHOR,
+          created_at: now,
+          updated_by: SEED_AUTHOR,
+          updated_at: now,
+        }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
+        if (inserted === undefined) continue
+        await catalog.index(transaction, { documentId: inserted.id, slug: doc.slug, title: doc.title, body: doc.body })
+        added++
+      }
+    })
+  }
+  return added
+}

@@ -1,0 +1,81 @@
+import type { Kysely } from 'kysely'
+import type { DatabaseUrl } from '../config.js'
+import { migrateToLatest } from './migrate.js'
+import { openPostgres } from './postgres.js'
+import type { DB } from './schema.js'
+import { openSqlite } from './sqlite.js'
+
+export type DatabaseKind = DatabaseUrl['kind']
+
+/**
+ * The site's database: one `writer` for commits and infrastructure (sessions, the maintenance
+ * state, heartbeats) and one `reader` that the database itself keeps read-only, through which
+ * every request reads.
+ */
+export interface Database {
+  kind: DatabaseKind
+  writer: Kysely<DB>
+  reader: Kysely<DB>
+  /** A human-readable location for logs and `quiesce status` (no password). */
+  location: string
+  /** SQLite only: the file's change counter (`PRAGMA data_version`). */
+  dataVersion?: () => number
+  /** PostgreSQL only: the connection string, for a dedicated LISTEN connection. */
+  postgresUrl?: string
+  destroy (): Promise<void>
+}
+
+export interface OpenDatabaseOptions {
+  /** Called when an idle pooled PostgreSQL connection fails (the pool replaces it). */
+  onIdleError?: (err: Error) => void
+}
+
+/** Opens the database and brings its schema up to date before anything reads from it. */
+export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptions = {}): Promise<Database> {
+  if (url.kind === 'sqlite') {
+    const handles = openSqlite(url.file)
+    try {
+      await migrateToLatest(handles.writer)
+      handles.openReader()
+    } catch (err) {
+      await handles.writer.destroy()
+      throw err
+    }
+    return {
+      kind: 'sqlite',
+      writer: handles.writer,
+      reader: handles.reader,
+      location: url.file,
+      dataVersion: handles.dataVersion,
+      async destroy () {
+        await handles.reader.destroy()
+        await handles.writer.destroy()
+      },
+    }
+  }
+  const handles = openPostgres(url.url, options.onIdleError ?? (() => {}))
+  const destroy = async () => {
+    await handles.reader.destroy()
+    await handles.writer.destroy()
+  }
+  try {
+    await migrateToLatest(handles.writer)
+  } catch (err) {
+    await destroy()
+    throw err
+  }
+  return {
+    kind: 'postgres',
+    writer: handles.writer,
+    reader: handles.reader,
+    location: redactPassword(url.url),
+    postgresUrl: url.url,
+    destroy,
+  }
+}
+
+export function redactPassword (url: string): string {
+  const parsed = new URL(url)
+  if (parsed.password) parsed.password = '***'
+  return parsed.toString()
+}

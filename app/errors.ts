@@ -1,0 +1,47 @@
+import createError from '@fastify/error'
+
+/**
+ * The one registry of Quiesce error codes. Every code is listed, with its status, in the
+ * README; test/errors.test.ts keeps the two in step.
+ */
+export const ConflictError = createError<'QUIESCE_CONFLICT', 409, [string, { cause: unknown }?]>(
+  'QUIESCE_CONFLICT', '%s', 409)
+export const InvalidInputError = createError<'QUIESCE_INVALID_INPUT', 400, [string]>(
+  'QUIESCE_INVALID_INPUT', '%s', 400)
+export const NotFoundError = createError<'QUIESCE_NOT_FOUND', 404, [string]>(
+  'QUIESCE_NOT_FOUND', '%s', 404)
+export const UnauthorizedError = createError<'QUIESCE_UNAUTHORIZED', 401, []>(
+  'QUIESCE_UNAUTHORIZED', 'Sign in to do this', 401)
+export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, [string]>(
+  'QUIESCE_FORBIDDEN', '%s', 403)
+export const BadCredentialsError = createError<'QUIESCE_BAD_CREDENTIALS', 401, []>(
+  'QUIESCE_BAD_CREDENTIALS', 'Wrong user name or password', 401)
+export const CsrfError = createError<'QUIESCE_CSRF_INVALID', 403, []>(
+  'QUIESCE_CSRF_INVALID', 'The form expired or did not come from this site; reload the page and try again', 403)
+export const RateLimitedError = createError<'QUIESCE_RATE_LIMITED', 429, [string]>(
+  'QUIESCE_RATE_LIMITED', 'Too many attempts; try again %s', 429)
+export const DirectSendError = createError<'QUIESCE_DIRECT_SEND', 500, []>(
+  'QUIESCE_DIRECT_SEND', 'A handler in a unit of work sent its reply before the commit; return the payload instead', 500)
+export const InternalError = createError<'QUIESCE_INTERNAL', 500, []>(
+  'QUIESCE_INTERNAL', 'Something went wrong on our side; nothing was saved', 500)
+
+export const ERRORS = {
+  QUIESCE_CONFLICT: ConflictError,
+  QUIESCE_INVALID_INPUT: InvalidInputError,
+  QUIESCE_NOT_FOUND: NotFoundError,
+  QUIESCE_UNAUTHORIZED: UnauthorizedError,
+  QUIESCE_FORBIDDEN: ForbiddenError,
+  QUIESCE_BAD_CREDENTIALS: BadCredentialsError,
+  QUIESCE_CSRF_INVALID: CsrfError,
+  QUIESCE_RATE_LIMITED: RateLimitedError,
+  QUIESCE_DIRECT_SEND: DirectSendError,
+  QUIESCE_INTERNAL: InternalError,
+} as const
+
+export type FieldErrors = Record<string, string>
+
+/** A 400 that names each bad field, so a form can show the message next to it. */
+export function invalidInput (fields: FieldErrors): Error & { fields: FieldErrors } {
+  const summary = Object.entries(fields).map(([field, message]) => `${field} ${message}`).join('; ')
+  return Object.assign(new InvalidInputError(summary), { fields })
+}

@@ -1,0 +1,59 @@
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import { ensureManager } from './auth/bootstrap.js'
+import { ensureSessionSecret, type Config } from './config.js'
+import { catalogFor } from './content/catalog.js'
+import { countDocuments } from './content/documents.js'
+import { DEMO_DOCUMENTS, seedDocuments } from './content/seed.js'
+import { openDatabase } from './db/database.js'
+
+export interface ServeOptions {
+  /** Where first-start messages (the generated admin password) go. */
+  print?: (line: string) => void
+}
+
+/**
+ * The process: open and migrate the database, set up a new site (demo documents, a first
+ * manager), build the app, listen, and close gracefully on SIGINT/SIGTERM.
+ */
+export async function serve (config: Config, options: ServeOptions = {}): Promise<FastifyInstance> {
+  const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'))
+  ensureSessionSecret(config)
+  const logger = { level: config.logLevel }
+  const database = await openDatabase(config.database)
+  let app: FastifyInstance
+  let firstManager: Awaited<ReturnType<typeof ensureManager>>
+  try {
+    const isNewSite = await countDocuments(database.writer) === 0 &&
+      (await database.writer.selectFrom('app_user').select('id').limit(1).execute()).length === 0
+    if (isNewSite) await seedDocuments(database.writer, catalogFor(database.kind), DEMO_DOCUMENTS)
+    firstManager = await ensureManager(database.writer)
+    app = await buildApp({ config, database, logger })
+  } catch (err) {
+    await database.destroy()
+    throw err
+  }
+
+  closeWithGrace({ delay: 10_000 }, async function closeApp ({ signal, err }) {
+    if (err) app.log.error({ err }, 'closing after an uncaught error')
+    else app.log.info({ signal }, 'closing')
+    await app.close()
+  })
+
+  const address = await app.listen({ host: config.host, port: config.port })
+  if (firstManager !== undefined) {
+    print([
+      '',
+      '  A manager account was created for this new site; the password is shown only this once:',
+      '',
+      `    user:      ${firstManager.username}`,
+      `    password:  ${firstManager.password}`,
+      '',
+      `  Sign in at ${address}/login and change it with \`quiesce user passwd ${firstManager.username}\`.`,
+      '',
+    ].join('\n'))
+  }
+  print(`Quiesce is serving ${address} (database: ${database.location})`)
+  return app
+}

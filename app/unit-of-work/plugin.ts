@@ -1,0 +1,106 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Principal } from '../auth/principal.js'
+import { DirectSendError } from '../errors.js'
+import { UnitOfWorkEngine, type UnitOfWork } from './unit-of-work.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    unitOfWork: UnitOfWorkEngine
+  }
+  interface FastifyRequest {
+    /** The current attempt's unit of work; null outside a handler or on routes that opt out. */
+    unitOfWork: UnitOfWork | null
+  }
+  interface FastifyContextConfig {
+    /** `false` for routes that never write and must not be wrapped (streams, static files). */
+    unitOfWork?: boolean
+  }
+}
+
+export interface UnitOfWorkPluginOptions {
+  attempts: number
+  principalOf: (request: FastifyRequest) => Principal | null
+}
+
+const kAbort = Symbol('quiesce.unitOfWork.abort')
+interface AbortableRequest { [kAbort]?: AbortController }
+
+/**
+ * Every route runs its handler in a unit of work: the handler reads through it and stages
+ * writes; when it returns, the writes are committed in one short transaction, before the reply
+ * is sent. A conflict runs the handler again from the start with a fresh unit of work and a
+ * reset reply. A reply with status >= 400 never commits. Handlers return their payload (use
+ * `reply.seeOther(url)` for a redirect) so that nothing is sent before the commit.
+ */
+const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async function unitOfWorkPlugin (fastify, options) {
+  const engine = new UnitOfWorkEngine({
+    writer: fastify.db.writer,
+    reader: fastify.db.reader,
+    attempts: options.attempts,
+    log: fastify.log,
+  })
+  fastify.decorate('unitOfWork', engine)
+  fastify.decorateRequest('unitOfWork', null)
+  fastify.decorateReply('seeOther', function seeOther (this: FastifyReply, url: string) {
+    this.code(303).header('location', url)
+    return ''
+  })
+
+  fastify.addHook('onRoute', function wrapInUnitOfWork (routeOptions) {
+    if (routeOptions.config?.unitOfWork === false) return
+    routeOptions.handler = inUnitOfWork(routeOptions.handler, engine, options.principalOf)
+  })
+
+  fastify.addHook('onRequestAbort', async function abortUnitOfWork (request) {
+    (request as AbortableRequest)[kAbort]?.abort()
+  })
+
+  // A handler that sends by itself would answer before its writes commit: refuse the writes.
+  fastify.addHook('onSend', async function refuseDirectSend (request) {
+    const unitOfWork = request.unitOfWork
+    if (unitOfWork?.state === 'open' && unitOfWork.hasWrites) {
+      unitOfWork.discard()
+      throw new DirectSendError()
+    }
+  })
+
+  fastify.addHook('onClose', async function closeUnitOfWork () {
+    await engine.close()
+  })
+}
+
+function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine, principalOf: UnitOfWorkPluginOptions['principalOf']): RouteHandlerMethod {
+  return async function handlerInUnitOfWork (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+    const abort = new AbortController()
+    ;(request as AbortableRequest)[kAbort] = abort
+    const initialStatus = reply.statusCode
+    const initialHeaders = { ...reply.getHeaders() }
+    return engine.run(principalOf(request), async (unitOfWork) => {
+      request.unitOfWork = unitOfWork
+      const payload = await handler.call(this, request, reply)
+      if (reply.statusCode >= 400) unitOfWork.discard()
+      return payload
+    }, {
+      signal: abort.signal,
+      onRetry () {
+        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+        reply.headers(initialHeaders)
+        reply.code(initialStatus)
+      },
+    })
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Sets `303 See Other` to `url` and returns an empty payload to return from the handler. */
+    seeOther (url: string): string
+  }
+}
+
+export default fp(unitOfWorkPlugin, {
+  fastify: '5.x',
+  name: 'quiesce-unit-of-work',
+  dependencies: ['quiesce-db'],
+})

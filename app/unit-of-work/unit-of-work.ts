@@ -1,0 +1,234 @@
+import type { Kysely, Transaction } from 'kysely'
+import type { FastifyBaseLogger } from 'fastify'
+import { classifyDatabaseError } from '../db/errors.js'
+import type { DB } from '../db/schema.js'
+import type { Principal } from '../auth/principal.js'
+import { ConflictError } from '../errors.js'
+
+/** A write staged by a handler; it runs inside the commit transaction, in staging order. */
+export type StagedWrite = (transaction: Transaction<DB>) => Promise<void>
+export type AfterCommit = () => void | Promise<void>
+
+export interface CommitContext {
+  transaction: Transaction<DB>
+  unitOfWork: UnitOfWork
+}
+
+export interface RetryContext {
+  /** The attempt about to start (2 for the first retry). */
+  attempt: number
+  principal: Principal | null
+  /** The conflict that caused the retry. */
+  cause: Error
+}
+
+/** Runs inside the commit transaction, before the staged writes; throwing vetoes the commit. */
+export type BeforeWritesHook = (context: CommitContext) => Promise<void>
+/** Runs before each retry; throwing ends the request with that error. */
+export type BeforeRetryHook = (context: RetryContext) => Promise<void>
+
+type State = 'open' | 'committing' | 'committed' | 'discarded'
+
+/**
+ * One attempt of one request (or one batch of a task): it reads through the read-only handle,
+ * stages writes and side effects, and is committed once, or discarded.
+ */
+export class UnitOfWork {
+  readonly db: Kysely<DB>
+  readonly principal: Principal | null
+  readonly attempt: number
+  readonly signal: AbortSignal | undefined
+  #state: State = 'open'
+  readonly #writes: StagedWrite[] = []
+  readonly #afterCommit: AfterCommit[] = []
+
+  constructor (db: Kysely<DB>, principal: Principal | null, attempt: number, signal?: AbortSignal) {
+    this.db = db
+    this.principal = principal
+    this.attempt = attempt
+    this.signal = signal
+  }
+
+  get state (): State {
+    return this.#state
+  }
+
+  get hasWrites (): boolean {
+    return this.#writes.length > 0
+  }
+
+  stage (write: StagedWrite): void {
+    this.#assertOpen()
+    this.#writes.push(write)
+  }
+
+  afterCommit (effect: AfterCommit): void {
+    this.#assertOpen()
+    this.#afterCommit.push(effect)
+  }
+
+  /** Drops everything staged; nothing of this attempt will be written or run. */
+  discard (): void {
+    if (this.#state === 'open') this.#state = 'discarded'
+  }
+
+  #assertOpen (): void {
+    if (this.#state !== 'open') throw new Error(`unit of work is ${this.#state}`)
+  }
+
+  /** @internal used by UnitOfWorkEngine.commit */
+  beginCommit (): { writes: readonly StagedWrite[], afterCommit: readonly AfterCommit[] } {
+    this.#assertOpen()
+    this.#state = 'committing'
+    return { writes: this.#writes, afterCommit: this.#afterCommit }
+  }
+
+  /** @internal */
+  endCommit (committed: boolean): void {
+    this.#state = committed ? 'committed' : 'discarded'
+  }
+}
+
+export interface UnitOfWorkEngineOptions {
+  writer: Kysely<DB>
+  reader: Kysely<DB>
+  /** Attempts in all, the first included. */
+  attempts: number
+  log: FastifyBaseLogger
+}
+
+export interface RunOptions {
+  signal?: AbortSignal
+  /** Runs before each retry, after the engine's own retry hooks (the HTTP layer resets the reply). */
+  onRetry?: (attempt: number) => void
+}
+
+/**
+ * Commits units of work with optimistic version checks, retries conflicts, and offers two seams:
+ * hooks inside the commit transaction before the writes, and hooks before each retry.
+ */
+export class UnitOfWorkEngine {
+  readonly attempts: number
+  readonly #writer: Kysely<DB>
+  readonly #reader: Kysely<DB>
+  readonly #log: FastifyBaseLogger
+  readonly #beforeWrites: BeforeWritesHook[] = []
+  readonly #beforeRetry: BeforeRetryHook[] = []
+  readonly #commits = new Set<Promise<unknown>>()
+  #closed = false
+  #writesInFlight = 0
+
+  constructor (options: UnitOfWorkEngineOptions) {
+    this.#writer = options.writer
+    this.#reader = options.reader
+    this.attempts = options.attempts
+    this.#log = options.log
+  }
+
+  onBeforeWrites (hook: BeforeWritesHook): void {
+    this.#beforeWrites.push(hook)
+  }
+
+  onBeforeRetry (hook: BeforeRetryHook): void {
+    this.#beforeRetry.push(hook)
+  }
+
+  /** Commits in progress right now. */
+  get writesInFlight (): number {
+    return this.#writesInFlight
+  }
+
+  begin (principal: Principal | null, attempt = 1, signal?: AbortSignal): UnitOfWork {
+    return new UnitOfWork(this.#reader, principal, attempt, signal)
+  }
+
+  /**
+   * Runs `work` in a unit of work and commits it; a conflict runs it again from the start, up to
+   * the configured attempts. The last conflict is thrown as `409 QUIESCE_CONFLICT`.
+   */
+  async run<T> (principal: Principal | null, work: (unitOfWork: UnitOfWork) => Promise<T>, options: RunOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const unitOfWork = this.begin(principal, attempt, options.signal)
+      let result: T
+      try {
+        result = await work(unitOfWork)
+      } catch (err) {
+        // A conflict the work itself raises (a stale version sent by a client) is final.
+        unitOfWork.discard()
+        throw err
+      }
+      if (unitOfWork.state !== 'open') return result
+      try {
+        await this.commit(unitOfWork)
+        return result
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err
+        if (attempt >= this.attempts) throw new ConflictError(conflictMessage(this.attempts), { cause: err })
+        this.#log.debug({ attempt, err }, 'commit conflicted; retrying')
+        for (const hook of this.#beforeRetry) await hook({ attempt: attempt + 1, principal, cause: err })
+        options.onRetry?.(attempt + 1)
+      }
+    }
+  }
+
+  /**
+   * Applies the staged writes in one short transaction. A unit of work that staged nothing
+   * commits trivially, without a transaction. `afterCommit` effects run only after success.
+   */
+  async commit (unitOfWork: UnitOfWork): Promise<void> {
+    if (this.#closed) throw new Error('the unit of work engine is closed')
+    unitOfWork.signal?.throwIfAborted()
+    const { writes, afterCommit } = unitOfWork.beginCommit()
+    if (writes.length > 0) {
+      this.#writesInFlight++
+      const commit = this.#writer.transaction().execute(async (transaction) => {
+        for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
+        for (const write of writes) await write(transaction)
+      })
+      this.#commits.add(commit)
+      try {
+        await commit
+      } catch (err) {
+        unitOfWork.endCommit(false)
+        throw asConflict(err) ?? err
+      } finally {
+        this.#commits.delete(commit)
+        this.#writesInFlight--
+      }
+    }
+    unitOfWork.endCommit(true)
+    for (const effect of afterCommit) {
+      try {
+        await effect()
+      } catch (err) {
+        this.#log.error({ err }, 'an afterCommit effect failed (the commit stands)')
+      }
+    }
+  }
+
+  /** Refuses new commits and waits for the ones in progress, so the database can close. */
+  async close (): Promise<void> {
+    this.#closed = true
+    await Promise.allSettled(this.#commits)
+  }
+}
+
+/** Commit-time failures that mean "someone else changed this first" become retryable conflicts. */
+function asConflict (err: unknown): Error | undefined {
+  if (err instanceof ConflictError) return err
+  const kind = classifyDatabaseError(err)
+  if (kind === 'unique-violation' || kind === 'serialization' || kind === 'busy') {
+    return new ConflictError(`the commit conflicted (${kind})`, { cause: err })
+  }
+  return undefined
+}
+
+/** For staged writes: an update or delete guarded by `version = expected` that matched no row. */
+export function assertVersionMatched (result: { numUpdatedRows?: bigint, numDeletedRows?: bigint }, what: string): void {
+  const rows = result.numUpdatedRows ?? result.numDeletedRows ?? 0n
+  if (rows === 0n) throw new ConflictError(`${what} changed since it was read`)
+}
+
+export function conflictMessage (attempts: number): string {
+  return `The change conflicted with a concurrent change and was not saved (tried ${attempts} time${attempts === 1 ? '' : 's'})`
+}

@@ -1,0 +1,101 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { CsrfError, InternalError, InvalidInputError, NotFoundError } from '../errors.js'
+import { fillPageLocals } from './view.js'
+
+declare module './view.js' {
+  interface Pages {
+    error: { statusCode: number, code: string, message: string, fields: Record<string, string> | undefined }
+  }
+}
+
+/** JSON for API clients (`/api/*`, `/healthz`, or an Accept header that prefers JSON), else HTML. */
+export function wantsJson (request: FastifyRequest): boolean {
+  if (request.url.startsWith('/api/') || request.url === '/healthz') return true
+  const accept = request.headers.accept
+  return accept !== undefined && accept.includes('application/json') && !accept.includes('text/html')
+}
+
+/** Extra fields that an error carries to the client: `fields` of a 400, the state of a 409. */
+const DETAIL_KEYS = ['fields', 'maintainer', 'state'] as const
+
+/**
+ * The root error handler: deliberate errors (a `QUIESCE_*` code or a status below 500) are
+ * shown as they are; anything else is logged and answered with a generic message, never a
+ * stack trace. The answer is Fastify's error shape in JSON, or the error page in HTML.
+ */
+const errorPlugin: FastifyPluginAsync = async function errorPlugin (fastify) {
+  fastify.setErrorHandler(async function handleError (error: FastifyError, request, reply) {
+    const shown = describeError(error)
+    if (shown.statusCode >= 500 && !isDeliberate(error)) {
+      request.log.error({ err: error }, 'request failed')
+    } else if (shown.statusCode >= 500) {
+      request.log.info({ code: shown.code }, shown.message)
+    }
+    return sendError(request, reply, shown)
+  })
+
+  fastify.setNotFoundHandler(async function notFound (request, reply) {
+    return sendError(request, reply, describeError(new NotFoundError(`There is nothing at ${request.url}`) as FastifyError))
+  })
+}
+
+export interface ShownError {
+  statusCode: number
+  code: string
+  message: string
+  details: Record<string, unknown>
+}
+
+function isDeliberate (error: FastifyError): boolean {
+  return typeof error.code === 'string' && error.code.startsWith('QUIESCE_')
+}
+
+/** What the client is told about an error: its status, code, message and details. */
+export function describeError (error: FastifyError): ShownError {
+  if (error.validation !== undefined) {
+    const invalid = new InvalidInputError(error.message)
+    return { statusCode: 400, code: invalid.code, message: invalid.message, details: {} }
+  }
+  if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
+    const csrf = new CsrfError()
+    return { statusCode: csrf.statusCode, code: csrf.code, message: csrf.message, details: {} }
+  }
+  const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  if (statusCode >= 500 && !isDeliberate(error)) {
+    const internal = new InternalError()
+    return { statusCode: 500, code: internal.code, message: internal.message, details: {} }
+  }
+  const details: Record<string, unknown> = {}
+  for (const key of DETAIL_KEYS) {
+    if (key in error) details[key] = (error as unknown as Record<string, unknown>)[key]
+  }
+  return { statusCode, code: error.code ?? 'QUIESCE_INTERNAL', message: error.message, details }
+}
+
+async function sendError (request: FastifyRequest, reply: FastifyReply, shown: ShownError) {
+  reply.code(shown.statusCode)
+  const error = httpReason(shown.statusCode)
+  if (wantsJson(request)) {
+    return { statusCode: shown.statusCode, code: shown.code, error, message: shown.message, ...shown.details }
+  }
+  fillPageLocals(request, reply)
+  return reply.render('error', {
+    title: error,
+    statusCode: shown.statusCode,
+    code: shown.code,
+    message: shown.message,
+    fields: shown.details.fields as Record<string, string> | undefined,
+  })
+}
+
+export function httpReason (statusCode: number): string {
+  return STATUS_CODES[statusCode] ?? 'Error'
+}
+
+export default fp(errorPlugin, {
+  fastify: '5.x',
+  name: 'quiesce-errors',
+  dependencies: ['quiesce-view'],
+})
