@@ -118,13 +118,26 @@ function pick (env: NodeJS.ProcessEnv, keys: string[]): Record<string, string> {
 }
 
 function describeEnvError (err: unknown): string {
-  const errors = (err as { errors?: Array<{ instancePath: string, message?: string, params?: Record<string, unknown> }> }).errors
+  const errors = (err as { errors?: Array<{ instancePath: string, keyword?: string, message?: string, params?: Record<string, unknown> }> }).errors
   if (!errors?.length) return (err as Error).message
-  return errors.map((e) => {
+  // A union reports one error per alternative, then one for the union: say it once, as a list.
+  const problems = new Map<string, string>()
+  for (const e of errors) {
     const variable = e.instancePath.replace(/^\//, '') || String(e.params?.missingProperty ?? '')
+    if (problems.has(variable)) continue
+    const choices = choicesOf(variable)
     const message = e.params?.pattern !== undefined && variable === 'QUIESCE_DATABASE_URL'
       ? 'must be sqlite:PATH or postgres://…'
-      : e.message
-    return `${variable} ${message}`
-  }).join('; ')
+      : choices !== undefined && (e.keyword === 'const' || e.keyword === 'anyOf')
+        ? `must be one of ${choices.join(', ')}`
+        : e.message
+    problems.set(variable, `${variable} ${message}`)
+  }
+  return [...problems.values()].join('; ')
+}
+
+function choicesOf (variable: string): string[] | undefined {
+  const schema = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[variable]
+  const values = schema?.anyOf?.map((alternative) => alternative.const)
+  return values?.every((value) => typeof value === 'string') ? values : undefined
 }
