@@ -86,8 +86,12 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
 
   // Basic credentials are not sent by browsers on their own, so only session requests need a token.
+  // An API request without a signed-in session carries no authority a forged request could
+  // borrow; it gets the route's own answer (401 when it needs credentials), not a CSRF error.
+  // Forms stay checked even when anonymous: the login form must not accept forged sign-ins.
   fastify.addHook('preValidation', function checkCsrf (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
-    if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic') {
+    if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic' ||
+      (request.authenticatedBy === null && request.url.startsWith('/api/'))) {
       done()
       return
     }
