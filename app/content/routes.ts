@@ -67,12 +67,15 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     errorHandler: refusedSave('create'),
   }, async function create (request, reply) {
     const body = request.body ?? {}
-    const slug = (body.slug ?? '').trim() || slugify(body.title ?? '')
+    const typedSlug = (body.slug ?? '').trim()
+    const slug = typedSlug || slugify(body.title ?? '')
     const checked = validateDocumentInput(body)
     const errors: FieldErrors = checked.errors ?? {}
     const problem = slugProblem(slug)
-    if (problem !== undefined) errors.slug = problem
-    else if (await findDocument(request.unitOfWork!.db, slug) !== undefined) errors.slug = 'is already taken by another document'
+    if (problem !== undefined) {
+      // An empty address is made from the title; when the title is missing, saying that is enough.
+      if (typedSlug !== '' || errors.title === undefined) errors.slug = problem
+    } else if (await findDocument(request.unitOfWork!.db, slug) !== undefined) errors.slug = 'is already taken by another document'
     if (checked.errors !== undefined || Object.keys(errors).length > 0) throw invalidInput(errors)
     fastify.documents.create(request.unitOfWork!, slug, checked.value!, request.principal!.name)
     return reply.seeOther(`/docs/${slug}?saved=1`)
