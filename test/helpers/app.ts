@@ -103,3 +103,16 @@ export async function postForm (app: FastifyInstance, browser: Browser, url: str
     payload: new URLSearchParams({ _csrf: browser.csrf, ...fields }).toString(),
   })
 }
+
+/** The page's own content (inside `<main>`), without the layout's header, nav and footer. */
+export function mainOf (html: string): string {
+  const start = html.indexOf('<main')
+  const end = html.indexOf('</main>')
+  if (start === -1 || end === -1) throw new Error(`not a page: ${html.slice(0, 200)}`)
+  return html.slice(start, end)
+}
+
+/** The stored `document` row, as the database has it after commit. */
+export async function documentRow (database: Database, slug: string) {
+  return database.writer.selectFrom('document').selectAll().where('slug', '=', slug).executeTakeFirst()
+}
