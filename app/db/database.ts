@@ -36,7 +36,6 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     const handles = openSqlite(url.file)
     try {
       await migrateToLatest(handles.writer)
-      handles.openReader()
     } catch (err) {
       await handles.writer.destroy()
       throw err
