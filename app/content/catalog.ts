@@ -73,11 +73,11 @@ const sqliteCatalog: Catalog = {
 
 const postgresCatalog: Catalog = {
   async index (db, entry) {
-    const text = markdownToText(entry.body)
+    const text = withoutTagLookalikes(markdownToText(entry.body))
     await sql`
       insert into catalog (document_id, slug, title, body, search)
       values (${entry.documentId}, ${entry.slug}, ${entry.title}, ${text},
-        setweight(to_tsvector('english', ${entry.title}), 'A') || setweight(to_tsvector('english', ${text}), 'B'))
+        setweight(to_tsvector('english', ${withoutTagLookalikes(entry.title)}), 'A') || setweight(to_tsvector('english', ${text}), 'B'))
       on conflict (document_id) do update set slug = excluded.slug, title = excluded.title,
         body = excluded.body, search = excluded.search`.execute(db)
   },
@@ -101,6 +101,15 @@ const postgresCatalog: Catalog = {
       order by score desc, slug limit ${limit}`.execute(db)
     return rows.map((row) => ({ slug: row.slug, title: row.title, snippet: markSnippet(row.snippet), score: row.score }))
   },
+}
+
+/**
+ * PostgreSQL's text search parser takes `<word …>` for an XML tag and drops it, so a document
+ * about the `<details>` element could not be found by "details" (nor, in `a<b and c>d`, by
+ * "and"). A space after the `<` keeps those words, in the index and in the snippet.
+ */
+function withoutTagLookalikes (text: string): string {
+  return text.replace(/<(?=[A-Za-z_/!])/g, '< ')
 }
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
