@@ -12,9 +12,22 @@ interface LoginBody { username?: string, password?: string, next?: string }
 
 export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 }
 
-/** Only same-site paths: `next` must not send a person who just signed in to another site. */
+const THIS_SITE = 'http://this-site.invalid'
+
+/**
+ * Only same-site paths: `next` must not send a person who just signed in to another site.
+ * It is judged as a browser reads it, which drops tabs and newlines and treats `\` as `/`,
+ * so `/\t/evil.example` is `//evil.example`, another site.
+ */
 export function safeNext (next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/'
+  if (typeof next !== 'string' || !next.startsWith('/')) return '/'
+  let url: URL
+  try {
+    url = new URL(next, THIS_SITE)
+  } catch {
+    return '/'
+  }
+  return url.origin === THIS_SITE ? url.pathname + url.search + url.hash : '/'
 }
 
 /** Sign-in and sign-out pages; always open, in every maintenance mode. */
