@@ -3,8 +3,9 @@ import fastifyHelmet from '@fastify/helmet'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './auth/plugin.js'
+import { toMaintenancePrincipal, type Principal } from './auth/principal.js'
 import authRoutes from './auth/routes.js'
 import { ensureSessionSecret, type Config } from './config.js'
 import contentApi from './content/api.js'
@@ -12,6 +13,8 @@ import contentPlugin from './content/plugin.js'
 import contentRoutes from './content/routes.js'
 import type { Database } from './db/database.js'
 import databasePlugin from './db/plugin.js'
+import maintenancePlugin, { kyselyMaintenanceStore, pollingSignal, postgresNotifications, type ChangeSignal } from './maintenance/index.js'
+import manageRoutes, { maintenancePageRoute } from './manage/routes.js'
 import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin from './web/errors.js'
@@ -76,8 +79,27 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     principalOf: (request) => request.principal,
   })
 
+  await app.register(maintenancePlugin, {
+    store: kyselyMaintenanceStore(options.database.writer),
+    unitOfWork: app.unitOfWork,
+    principalOf: (request) => toMaintenancePrincipal(request.principal),
+    identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
+    changeSignal: changeSignalFor(options.database, app.log),
+    instanceId: options.config.instanceId,
+    retryAfterSeconds: options.config.retryAfterSeconds,
+    alwaysOpenPrefixes: ['/static/'],
+  })
+
   await app.register(authRoutes)
   await app.register(contentRoutes)
   await app.register(contentApi)
+  await app.register(manageRoutes)
+  await app.register(maintenancePageRoute)
   return app
+}
+
+/** How this instance learns that another one changed the maintenance state. */
+function changeSignalFor (database: Database, log: FastifyBaseLogger): ChangeSignal {
+  if (database.postgresUrl !== undefined) return postgresNotifications({ connectionString: database.postgresUrl, log })
+  return pollingSignal({ check: database.dataVersion! })
 }

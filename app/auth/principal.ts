@@ -1,4 +1,5 @@
 import type { Role } from '../db/schema.js'
+import type { MaintenancePrincipal } from '../maintenance/state.js'
 
 /**
  * Who is making a request: a user from the users table, or the emergency user from the
@@ -11,4 +12,10 @@ export interface Principal {
 
 export function isManager (principal: Principal | null): boolean {
   return principal?.role === 'manager' || principal?.role === 'emergency'
+}
+
+/** The principal as the maintenance rules see it. */
+export function toMaintenancePrincipal (principal: Principal | null): MaintenancePrincipal | null {
+  if (principal === null) return null
+  return { name: principal.name, canManage: isManager(principal), isEmergency: principal.role === 'emergency' }
 }

@@ -32,12 +32,13 @@ export function safeNext (next: unknown): string {
 
 /** Sign-in and sign-out pages; always open, in every maintenance mode. */
 const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
-  fastify.get<{ Querystring: { next?: string } }>('/login', async function loginPage (request, reply) {
+  fastify.get<{ Querystring: { next?: string } }>('/login', { config: { maintenance: 'always-open' } }, async function loginPage (request, reply) {
     return reply.render('login', { title: 'Sign in', username: '', next: safeNext(request.query.next), error: null })
   })
 
   fastify.post<{ Body: LoginBody }>('/login', {
     config: {
+      maintenance: 'always-open',
       rateLimit: {
         ...LOGIN_RATE_LIMIT,
         errorResponseBuilder: (_request, context) => new RateLimitedError(`in ${Math.ceil(context.ttl / 1000)} seconds`),
@@ -63,7 +64,7 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
     return reply.seeOther(safeNext(next))
   })
 
-  fastify.post('/logout', async function logout (request, reply) {
+  fastify.post('/logout', { config: { maintenance: 'always-open' } }, async function logout (request, reply) {
     await request.session.destroy()
     return reply.seeOther('/')
   })

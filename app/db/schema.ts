@@ -1,10 +1,11 @@
 import type { Generated } from 'kysely'
+import type { MaintenanceTables } from '../maintenance/store.js'
 
 /**
  * The tables of a Quiesce site. Timestamps are ISO-8601 UTC strings on both databases, so
  * SQLite and PostgreSQL sort, compare and export them identically.
  */
-export interface DB {
+export interface DB extends MaintenanceTables {
   app_user: UserTable
   session: SessionTable
   document: DocumentTable

@@ -2,7 +2,8 @@ import fastifyView from '@fastify/view'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Eta } from 'eta'
-import type { Principal } from '../auth/principal.js'
+import { isManager, toMaintenancePrincipal, type Principal } from '../auth/principal.js'
+import { MODE_LABELS, type Mode } from '../maintenance/state.js'
 import { VIEWS_DIR } from '../paths.js'
 
 /**
@@ -19,7 +20,21 @@ export interface Locals {
   path: string
   /** Creating a CSRF token creates a session, so it happens only when a page has a form. */
   csrfToken: () => string
+  maintenance: Banner
   [key: string]: unknown
+}
+
+/** What the maintenance banner and the edit buttons of a page show. */
+export interface Banner {
+  mode: Mode
+  label: string
+  reason: string | null
+  since: string
+  until: string | null
+  /** Only managers learn who the maintainer is. */
+  maintainer: string | null
+  /** Whether this reader's changes would be saved now. */
+  canWrite: boolean
 }
 
 declare module 'fastify' {
@@ -59,6 +74,17 @@ export function fillPageLocals (request: FastifyRequest, reply: FastifyReply): v
   reply.locals.principal = request.principal
   reply.locals.path = request.url
   reply.locals.csrfToken = () => reply.generateCsrf()
+  const maintenance = request.server.maintenance
+  const state = maintenance.state
+  reply.locals.maintenance = {
+    mode: state.mode,
+    label: MODE_LABELS[state.mode],
+    reason: state.reason,
+    since: state.since,
+    until: state.until,
+    maintainer: isManager(request.principal) ? state.maintainer : null,
+    canWrite: maintenance.mayWrite(toMaintenancePrincipal(request.principal)),
+  }
 }
 
 export default fp(viewPlugin, {

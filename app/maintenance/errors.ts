@@ -1,0 +1,34 @@
+import createError from '@fastify/error'
+
+/**
+ * The maintenance plugin's error codes. The plugin is self-contained, so it owns them; the
+ * site registers them in its one registry (app/errors.ts).
+ */
+export const ExclusiveError = createError<'QUIESCE_EXCLUSIVE', 503, [string]>(
+  'QUIESCE_EXCLUSIVE', 'The site is closed for maintenance%s', 503)
+export const ReadOnlyError = createError<'QUIESCE_READ_ONLY', 503, [string]>(
+  'QUIESCE_READ_ONLY', 'The site is read-only for maintenance%s; nothing was saved', 503)
+export const NotMaintainerError = createError<'QUIESCE_NOT_MAINTAINER', 403, [string]>(
+  'QUIESCE_NOT_MAINTAINER', 'Only the maintainer (%s) or the emergency user may change maintenance now', 403)
+export const NotManagerError = createError<'QUIESCE_NOT_MANAGER', 403, [string]>(
+  'QUIESCE_NOT_MANAGER', '%s', 403)
+export const StateConflictError = createError<'QUIESCE_STATE_CONFLICT', 409, [number, number]>(
+  'QUIESCE_STATE_CONFLICT', 'The maintenance state changed meanwhile: it is at version %d, not %d; look at it again and retry', 409)
+export const InvalidStateChangeError = createError<'QUIESCE_INVALID_STATE_CHANGE', 400, [string]>(
+  'QUIESCE_INVALID_STATE_CHANGE', '%s', 400)
+export const StateUnavailableError = createError<'QUIESCE_STATE_UNAVAILABLE', 503, [{ cause: unknown }?]>(
+  'QUIESCE_STATE_UNAVAILABLE', 'The maintenance state cannot be read right now, so nothing can be saved; try again shortly', 503)
+
+export const UnauthorizedError = createError<'QUIESCE_UNAUTHORIZED', 401, []>(
+  'QUIESCE_UNAUTHORIZED', 'Sign in to do this', 401)
+
+export const MAINTENANCE_ERRORS = {
+  QUIESCE_UNAUTHORIZED: UnauthorizedError,
+  QUIESCE_EXCLUSIVE: ExclusiveError,
+  QUIESCE_READ_ONLY: ReadOnlyError,
+  QUIESCE_NOT_MAINTAINER: NotMaintainerError,
+  QUIESCE_NOT_MANAGER: NotManagerError,
+  QUIESCE_STATE_CONFLICT: StateConflictError,
+  QUIESCE_INVALID_STATE_CHANGE: InvalidStateChangeError,
+  QUIESCE_STATE_UNAVAILABLE: StateUnavailableError,
+} as const

@@ -1,0 +1,318 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import fp from 'fastify-plugin'
+import type { ChangeSignal } from './change-signals.js'
+import { ExclusiveError, InvalidStateChangeError, NotMaintainerError, NotManagerError, ReadOnlyError, StateConflictError, StateUnavailableError } from './errors.js'
+import maintenanceRoutes from './routes.js'
+import {
+  bypasses, decideChange, mayWrite, normalizeUntil, publicState, retryAfterSeconds,
+  type Channel, type ChangeRequest, type MaintenancePrincipal, type MaintenanceState, type PublicState,
+} from './state.js'
+import type { InstanceRecord, LogEntry, MaintenanceStore } from './store.js'
+
+export { MAINTENANCE_ERRORS } from './errors.js'
+export { maintenanceMigration } from './migration.js'
+export { postgresNotifications, pollingSignal, type ChangeSignal } from './change-signals.js'
+export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type InstanceRecord } from './store.js'
+export * from './state.js'
+
+/**
+ * The two seams of a unit of work that the plugin hooks into (structurally typed, so any
+ * implementation fits): a hook inside the commit transaction before the writes, and a hook
+ * before each retry. `principal` is whatever the application's unit of work carries.
+ */
+export interface CommitSeams {
+  onBeforeWrites (hook: (context: { transaction: unknown, unitOfWork: { principal: unknown } }) => Promise<void>): void
+  onBeforeRetry (hook: (context: { attempt: number, principal: unknown }) => Promise<void>): void
+}
+
+export interface MaintenancePluginOptions {
+  store: MaintenanceStore
+  unitOfWork: CommitSeams
+  /** Who makes a request, as the rules see them (null for visitors). Called by the gate. */
+  principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
+  /** The same for the principal a unit of work carries. */
+  identify: (principal: unknown) => MaintenancePrincipal | null
+  /** Keeps this instance's copy of the state fresh; without one, only commits and retries re-read it. */
+  changeSignal?: ChangeSignal
+  instanceId: string
+  /** `Retry-After` seconds when no expected end is set. */
+  retryAfterSeconds?: number
+  /** Path prefixes that stay open in exclusive mode besides routes marked `always-open` (static files). */
+  alwaysOpenPrefixes?: string[]
+  heartbeatMs?: number
+  /** Register the JSON API, the events stream and /healthz (default true). */
+  routes?: boolean
+}
+
+/** What `fastify.maintenance` offers to the application. */
+export interface MaintenanceController {
+  /** This instance's copy of the shared state (the gate's view; commits re-read the database). */
+  readonly state: MaintenanceState
+  readonly instanceId: string
+  /** False while the state could not be confirmed with the database recently. */
+  readonly healthy: boolean
+  mayWrite (principal: MaintenancePrincipal | null): boolean
+  bypasses (principal: MaintenancePrincipal | null): boolean
+  publicState (viewer: MaintenancePrincipal | null): PublicState
+  retryAfter (): number
+  /** Reads the state from the database (not the cache) and applies it here. */
+  refresh (): Promise<MaintenanceState>
+  /** Changes the state with the rules of §2.1; every attempt lands in the audit log. */
+  change (principal: MaintenancePrincipal, change: ChangeRequestInput, channel: Channel): Promise<MaintenanceState>
+  log (limit: number, beforeId?: number): Promise<LogEntry[]>
+  instances (): Promise<InstanceView[]>
+  /** Called with the new state whenever this instance applies a change. */
+  subscribe (listener: (state: MaintenanceState) => void): () => void
+  /** Counts work outside HTTP requests (a task's batch) as a write in flight until `done()`. */
+  trackWrite (): () => void
+}
+
+export interface ChangeRequestInput {
+  mode: string
+  reason?: string | null
+  until?: string | null
+  expectedVersion: number
+}
+
+export interface InstanceView extends InstanceRecord {
+  /** No heartbeat for a while: the instance may be gone. */
+  stale: boolean
+  /** It enforces the current state version. */
+  applied: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    maintenance: MaintenanceController
+  }
+  interface FastifyContextConfig {
+    /** `'always-open'`: served in every mode, to everyone (sign-in, health, the state itself). */
+    maintenance?: 'always-open'
+  }
+}
+
+const kTracked = Symbol('quiesce.maintenance.tracked')
+interface TrackedRequest { [kTracked]?: 'request' | 'write' }
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+const STALE_AFTER_HEARTBEATS = 3
+const DROP_AFTER_MS = 60_000
+
+/**
+ * Maintenance mode for a Fastify site: Normal, Concurrent (read-only) and Exclusive, shared by
+ * every instance through the database, enforced by an `onRequest` gate that never queries the
+ * database and by a guard inside every commit transaction that always does.
+ */
+const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async function maintenancePlugin (fastify, options) {
+  const { store, principalOf, identify, instanceId } = options
+  const defaultRetryAfter = options.retryAfterSeconds ?? 300
+  const alwaysOpenPrefixes = options.alwaysOpenPrefixes ?? []
+  const heartbeatMs = options.heartbeatMs ?? 2000
+  const listeners = new Set<(state: MaintenanceState) => void>()
+  const startedAt = new Date().toISOString()
+  let requestsInFlight = 0
+  let writesInFlight = 0
+  let confirmedAt = 0
+
+  // Loaded before the instance accepts requests: if the database cannot be read, start fails.
+  let state = await store.read()
+  confirmedAt = Date.now()
+
+  function apply (next: MaintenanceState): void {
+    confirmedAt = Date.now()
+    if (next.version <= state.version) return
+    state = next
+    for (const listener of listeners) listener(state)
+    requestHeartbeat()
+  }
+
+  async function refresh (): Promise<MaintenanceState> {
+    apply(await store.read())
+    return state
+  }
+
+  function retryAfter (): number {
+    return retryAfterSeconds(state, defaultRetryAfter)
+  }
+
+  function refusal (current: MaintenanceState): Error {
+    const reason = current.reason === null ? '' : `: ${current.reason}`
+    return current.mode === 'exclusive' ? new ExclusiveError(reason) : new ReadOnlyError(reason)
+  }
+
+  const controller: MaintenanceController = {
+    get state () { return state },
+    instanceId,
+    get healthy () { return Date.now() - confirmedAt < 30_000 },
+    mayWrite: (principal) => mayWrite(state, principal),
+    bypasses: (principal) => bypasses(state, principal),
+    publicState: (viewer) => publicState(state, viewer),
+    retryAfter,
+    refresh,
+    async change (principal, input, channel) {
+      const until = normalizeUntil(input.until)
+      const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim()
+      const request: ChangeRequest = { mode: input.mode as ChangeRequest['mode'], reason, until, expectedVersion: input.expectedVersion }
+      const now = new Date().toISOString()
+      const { previous, decision } = await store.change(
+        { actor: principal.name, channel, instance: instanceId, toMode: input.mode, reason, until, expectedVersion: input.expectedVersion },
+        (current) => decideChange(current, request, principal, now),
+      )
+      apply(previous)
+      if (decision.outcome === 'applied') {
+        apply(decision.state)
+        fastify.log.info({ actor: principal.name, channel, from: previous.mode, to: decision.state.mode, version: decision.state.version, takeoverFrom: decision.takeoverFrom }, 'maintenance state changed')
+        return decision.state
+      }
+      switch (decision.reason) {
+        case 'not-manager': throw new NotManagerError('Only managers and the emergency user may change maintenance mode')
+        case 'not-maintainer': throw Object.assign(new NotMaintainerError(previous.maintainer ?? 'nobody'), { maintainer: previous.maintainer })
+        case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, input.expectedVersion), { state: publicState(previous, principal) })
+        default: throw new InvalidStateChangeError(decision.detail)
+      }
+    },
+    log: (limit, beforeId) => store.log(limit, beforeId),
+    async instances () {
+      const now = Date.now()
+      return (await store.instances()).map((record) => ({
+        ...record,
+        stale: now - Date.parse(record.heartbeatAt) > heartbeatMs * STALE_AFTER_HEARTBEATS,
+        applied: record.stateVersion >= state.version,
+      }))
+    },
+    subscribe (listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    trackWrite () {
+      writesInFlight++
+      let done = false
+      return () => {
+        if (!done) writesInFlight--
+        done = true
+      }
+    },
+  }
+  fastify.decorate('maintenance', controller)
+
+  // The gate: no database query, nothing but a comparison unless the site is exclusive.
+  fastify.addHook('onRequest', function maintenanceGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    reply.header('quiesce-mode', state.mode)
+    const unsafe = UNSAFE_METHODS.has(request.method)
+    ;(request as TrackedRequest)[kTracked] = unsafe ? 'write' : 'request'
+    requestsInFlight++
+    if (unsafe) writesInFlight++
+    if (state.mode !== 'exclusive' || isAlwaysOpen(request) || bypasses(state, principalOf(request))) {
+      done()
+      return
+    }
+    reply.code(503).header('retry-after', retryAfter())
+    done(refusal(state))
+  })
+
+  function untrack (request: FastifyRequest): void {
+    const tracked = (request as TrackedRequest)[kTracked]
+    if (tracked === undefined) return
+    ;(request as TrackedRequest)[kTracked] = undefined
+    requestsInFlight--
+    if (tracked === 'write') writesInFlight--
+  }
+  fastify.addHook('onResponse', async function untrackRequest (request) { untrack(request) })
+  fastify.addHook('onRequestAbort', async function untrackAbortedRequest (request) { untrack(request) })
+
+  // A 503 always says what mode caused it and when to come back, wherever it was raised.
+  fastify.addHook('onSend', async function describeUnavailable (_request, reply) {
+    if (reply.statusCode !== 503) return
+    reply.header('quiesce-mode', state.mode)
+    if (!reply.hasHeader('retry-after')) reply.header('retry-after', retryAfter())
+  })
+
+  function isAlwaysOpen (request: FastifyRequest): boolean {
+    if (request.routeOptions.config.maintenance === 'always-open') return true
+    for (const prefix of alwaysOpenPrefixes) if (request.url.startsWith(prefix)) return true
+    return false
+  }
+
+  // The commit guard: judged on the state as read in the commit's own transaction.
+  options.unitOfWork.onBeforeWrites(async function guardCommit ({ transaction, unitOfWork }) {
+    let current: MaintenanceState
+    try {
+      current = await store.readInTransaction(transaction)
+    } catch (err) {
+      throw new StateUnavailableError({ cause: err })
+    }
+    apply(current)
+    if (!mayWrite(current, identify(unitOfWork.principal))) throw refusal(current)
+  })
+
+  // A retried request is judged by the state fetched again from the database, not the cache.
+  options.unitOfWork.onBeforeRetry(async function judgeRetry ({ principal }) {
+    const current = await refresh()
+    if (!mayWrite(current, identify(principal))) throw refusal(current)
+  })
+
+  // Instances register themselves and heartbeat, so the control panel sees who applied what.
+  let heartbeatTimer: NodeJS.Timeout | undefined
+  let pendingHeartbeat: NodeJS.Timeout | undefined
+  let closing = false
+
+  async function heartbeat (): Promise<void> {
+    if (closing) return
+    const now = new Date()
+    try {
+      await store.heartbeat({
+        id: instanceId,
+        address: addressOf(fastify),
+        startedAt,
+        heartbeatAt: now.toISOString(),
+        stateVersion: state.version,
+        requestsInFlight,
+        writesInFlight,
+      }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+    } catch (err) {
+      fastify.log.warn({ err }, 'instance heartbeat failed')
+    }
+  }
+
+  /** Soon after applying a new version, so the control panel shows it without waiting a beat. */
+  function requestHeartbeat (): void {
+    if (pendingHeartbeat !== undefined || heartbeatTimer === undefined) return
+    pendingHeartbeat = setTimeout(() => {
+      pendingHeartbeat = undefined
+      void heartbeat()
+    }, 10)
+    pendingHeartbeat.unref()
+  }
+
+  fastify.addHook('onReady', async function startMaintenance () {
+    if (options.changeSignal !== undefined) {
+      await options.changeSignal.start(() => {
+        refresh().catch((err: unknown) => fastify.log.warn({ err }, 'could not re-read the maintenance state'))
+      })
+    }
+    await heartbeat()
+    heartbeatTimer = setInterval(() => { void heartbeat() }, heartbeatMs)
+    heartbeatTimer.unref()
+  })
+
+  fastify.addHook('preClose', async function stopMaintenance () {
+    closing = true
+    clearInterval(heartbeatTimer)
+    clearTimeout(pendingHeartbeat)
+    await options.changeSignal?.stop()
+    await store.removeInstance(instanceId).catch((err: unknown) => fastify.log.warn({ err }, 'could not unregister the instance'))
+  })
+
+  if (options.routes !== false) await fastify.register(maintenanceRoutes, { principalOf, untrack })
+}
+
+function addressOf (fastify: FastifyInstance): string | null {
+  const address = fastify.server.address()
+  if (address === null) return null
+  if (typeof address === 'string') return address
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+}
+
+export default fp(maintenancePlugin, {
+  fastify: '5.x',
+  name: 'quiesce-maintenance',
+})

@@ -1,0 +1,58 @@
+import { SqliteAdapter, sql, type Kysely, type Migration } from 'kysely'
+
+/**
+ * The plugin's tables, as a Kysely migration an application adds to its own list:
+ * the shared state (one row), the audit log, and the registry of instances.
+ */
+export const maintenanceMigration: Migration = {
+  async up (db: Kysely<any>) {
+    const sqlite = db.getExecutor().adapter instanceof SqliteAdapter
+    await db.schema.createTable('maintenance_state')
+      .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+      .addColumn('mode', 'text', (c) => c.notNull().check(sql`mode in ('normal', 'concurrent', 'exclusive')`))
+      .addColumn('maintainer', 'text')
+      .addColumn('reason', 'text')
+      .addColumn('since', 'text', (c) => c.notNull())
+      .addColumn('until', 'text')
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('changed_by', 'text')
+      .addColumn('changed_at', 'text', (c) => c.notNull())
+      .execute()
+    const now = new Date().toISOString()
+    await db.insertInto('maintenance_state')
+      .values({ id: 1, mode: 'normal', since: now, version: 1, changed_at: now })
+      .execute()
+
+    await db.schema.createTable('maintenance_log')
+      .addColumn('id', sqlite ? 'integer' : 'serial', (c) => sqlite ? c.primaryKey().autoIncrement() : c.primaryKey())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('channel', 'text', (c) => c.notNull())
+      .addColumn('instance', 'text', (c) => c.notNull())
+      .addColumn('from_mode', 'text', (c) => c.notNull())
+      .addColumn('to_mode', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('until', 'text')
+      .addColumn('expected_version', 'integer', (c) => c.notNull())
+      .addColumn('new_version', 'integer')
+      .addColumn('outcome', 'text', (c) => c.notNull())
+      .addColumn('detail', 'text')
+      .execute()
+
+    await db.schema.createTable('maintenance_instance')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('address', 'text')
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+      .addColumn('state_version', 'integer', (c) => c.notNull())
+      .addColumn('requests_in_flight', 'integer', (c) => c.notNull())
+      .addColumn('writes_in_flight', 'integer', (c) => c.notNull())
+      .execute()
+  },
+
+  async down (db: Kysely<any>) {
+    await db.schema.dropTable('maintenance_instance').execute()
+    await db.schema.dropTable('maintenance_log').execute()
+    await db.schema.dropTable('maintenance_state').execute()
+  },
+}

@@ -1,0 +1,100 @@
+import { fastifySSE } from '@fastify/sse'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { NotManagerError, UnauthorizedError } from './errors.js'
+import type { MaintenancePrincipal } from './state.js'
+
+export interface MaintenanceRoutesOptions {
+  principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
+  /** Long-lived event streams do not count as requests in flight. */
+  untrack: (request: FastifyRequest) => void
+}
+
+function manager (request: FastifyRequest, principalOf: MaintenanceRoutesOptions['principalOf'], what: string): MaintenancePrincipal {
+  const principal = principalOf(request)
+  if (principal === null) throw new UnauthorizedError()
+  if (!principal.canManage && !principal.isEmergency) throw new NotManagerError(`Only managers and the emergency user may ${what}`)
+  return principal
+}
+
+const changeBody = {
+  type: 'object',
+  required: ['mode', 'expectedVersion'],
+  additionalProperties: false,
+  properties: {
+    mode: { type: 'string', enum: ['normal', 'concurrent', 'exclusive'] },
+    reason: { type: ['string', 'null'], maxLength: 500 },
+    until: { type: ['string', 'null'], maxLength: 64 },
+    expectedVersion: { type: 'integer', minimum: 1 },
+  },
+} as const
+
+const limitQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    before: { type: 'integer', minimum: 1 },
+  },
+} as const
+
+/** The JSON API of PRODUCT §4.4 for the state, its audit log, its change events, the instances and health. */
+const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async function maintenanceRoutes (fastify, { principalOf, untrack }) {
+  const maintenance = fastify.maintenance
+  if (!fastify.hasReplyDecorator('sse')) await fastify.register(fastifySSE, { heartbeatInterval: 15_000 })
+
+  fastify.get('/healthz', { config: { maintenance: 'always-open' } }, async function healthz (_request, reply) {
+    const healthy = maintenance.healthy
+    if (!healthy) reply.code(503)
+    return { status: healthy ? 'ok' : 'unavailable', mode: maintenance.state.mode, version: maintenance.state.version, instance: maintenance.instanceId }
+  })
+
+  fastify.get('/api/maintenance', { config: { maintenance: 'always-open' } }, async function readState (request) {
+    return maintenance.publicState(principalOf(request))
+  })
+
+  fastify.put<{ Body: { mode: string, reason?: string | null, until?: string | null, expectedVersion: number } }>('/api/maintenance', {
+    schema: { body: changeBody },
+  }, async function changeState (request) {
+    const principal = manager(request, principalOf, 'change maintenance mode')
+    await maintenance.change(principal, request.body, 'api')
+    return maintenance.publicState(principal)
+  })
+
+  fastify.get<{ Querystring: { limit: number, before?: number } }>('/api/maintenance/log', {
+    schema: { querystring: limitQuery },
+  }, async function readLog (request) {
+    manager(request, principalOf, 'read the maintenance log')
+    return { entries: await maintenance.log(request.query.limit, request.query.before) }
+  })
+
+  fastify.get('/api/instances', async function listInstances (request) {
+    manager(request, principalOf, 'see the instances')
+    return { version: maintenance.state.version, instances: await maintenance.instances() }
+  })
+
+  // Open in every mode, so that a maintenance page can tell its reader when the site is back.
+  const streams = new Set<() => void>()
+  fastify.get('/api/maintenance/events', { sse: 'only', config: { maintenance: 'always-open' } }, async function streamState (request, reply) {
+    untrack(request)
+    const viewer = principalOf(request)
+    const sse = reply.sse
+    sse.keepAlive()
+    const send = () => {
+      const state = maintenance.state
+      sse.send({ id: String(state.version), event: 'state', data: maintenance.publicState(viewer) }).catch(() => {})
+    }
+    const unsubscribe = maintenance.subscribe(send)
+    const close = () => sse.close()
+    streams.add(close)
+    sse.onClose(() => {
+      unsubscribe()
+      streams.delete(close)
+    })
+    send()
+  })
+
+  fastify.addHook('preClose', async function closeStreams () {
+    for (const close of streams) close()
+  })
+}
+
+export default maintenanceRoutes

@@ -1,0 +1,233 @@
+import { SqliteAdapter, sql, type Generated, type Kysely, type Transaction } from 'kysely'
+import type { Channel, ChangeDecision, MaintenanceState, Mode } from './state.js'
+
+/** The plugin's tables; an application's Kysely `DB` type includes them (see migration.ts). */
+export interface MaintenanceTables {
+  maintenance_state: {
+    id: number
+    mode: Mode
+    maintainer: string | null
+    reason: string | null
+    since: string
+    until: string | null
+    version: number
+    changed_by: string | null
+    changed_at: string
+  }
+  maintenance_log: {
+    id: Generated<number>
+    at: string
+    actor: string
+    channel: Channel
+    instance: string
+    from_mode: Mode
+    to_mode: string
+    reason: string | null
+    until: string | null
+    expected_version: number
+    new_version: number | null
+    outcome: 'applied' | 'refused'
+    detail: string | null
+  }
+  maintenance_instance: {
+    id: string
+    address: string | null
+    started_at: string
+    heartbeat_at: string
+    state_version: number
+    requests_in_flight: number
+    writes_in_flight: number
+  }
+}
+
+export interface LogEntry {
+  id: number
+  at: string
+  actor: string
+  channel: Channel
+  instance: string
+  fromMode: Mode
+  toMode: string
+  reason: string | null
+  until: string | null
+  expectedVersion: number
+  newVersion: number | null
+  outcome: 'applied' | 'refused'
+  detail: string | null
+}
+
+export interface InstanceRecord {
+  id: string
+  address: string | null
+  startedAt: string
+  heartbeatAt: string
+  stateVersion: number
+  requestsInFlight: number
+  writesInFlight: number
+}
+
+export interface ChangeAttempt {
+  actor: string
+  channel: Channel
+  instance: string
+  toMode: string
+  reason: string | null
+  until: string | null
+  expectedVersion: number
+}
+
+/**
+ * Everything the plugin needs from a database. `transaction` is whatever the application's
+ * unit of work hands to its in-transaction hook (a Kysely transaction for the built-in store).
+ */
+export interface MaintenanceStore {
+  /** The state as committed now, never from a cache. */
+  read (): Promise<MaintenanceState>
+  /** The state inside a commit's own transaction, held against a concurrent change until it ends. */
+  readInTransaction (transaction: unknown): Promise<MaintenanceState>
+  /**
+   * Reads the state with a write lock, asks `decide`, stores the new state if applied, and
+   * writes the attempt to the audit log either way; all in one transaction.
+   */
+  change (attempt: ChangeAttempt, decide: (current: MaintenanceState) => ChangeDecision): Promise<{ previous: MaintenanceState, decision: ChangeDecision }>
+  log (limit: number, beforeId?: number): Promise<LogEntry[]>
+  heartbeat (instance: InstanceRecord, dropOlderThan: string): Promise<void>
+  instances (): Promise<InstanceRecord[]>
+  removeInstance (id: string): Promise<void>
+}
+
+/** PostgreSQL channel on which every committed state change is announced (payload: the version). */
+export const NOTIFY_CHANNEL = 'quiesce_maintenance'
+
+type StateRow = MaintenanceTables['maintenance_state']
+
+function toState (row: StateRow): MaintenanceState {
+  return {
+    mode: row.mode,
+    maintainer: row.maintainer,
+    reason: row.reason,
+    since: row.since,
+    until: row.until,
+    version: row.version,
+    changedBy: row.changed_by,
+    changedAt: row.changed_at,
+  }
+}
+
+/** The built-in store over Kysely, for SQLite and PostgreSQL alike; `database` must include {@link MaintenanceTables}. */
+export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: Kysely<T>): MaintenanceStore {
+  const db = database as unknown as Kysely<MaintenanceTables>
+  const postgres = !(db.getExecutor().adapter instanceof SqliteAdapter)
+
+  async function readState (executor: Kysely<MaintenanceTables>, lock: 'share' | 'update' | null): Promise<MaintenanceState> {
+    let query = executor.selectFrom('maintenance_state').selectAll().where('id', '=', 1)
+    // SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL needs the row lock:
+    // FOR SHARE lets commits run side by side but makes a state change wait for them (and
+    // them for it), so no write lands after a switch that has been acknowledged.
+    if (postgres && lock === 'share') query = query.forShare()
+    if (postgres && lock === 'update') query = query.forUpdate()
+    const row = await query.executeTakeFirst()
+    if (row === undefined) throw new Error('the maintenance state row is missing; run the migrations')
+    return toState(row)
+  }
+
+  return {
+    read: () => readState(db, null),
+
+    readInTransaction: (transaction) => readState(transaction as Transaction<MaintenanceTables>, 'share'),
+
+    async change (attempt, decide) {
+      return db.transaction().execute(async (transaction) => {
+        const previous = await readState(transaction, 'update')
+        const decision = decide(previous)
+        const now = decision.outcome === 'applied' ? decision.state.changedAt : new Date().toISOString()
+        if (decision.outcome === 'applied') {
+          const next = decision.state
+          await transaction.updateTable('maintenance_state').set({
+            mode: next.mode,
+            maintainer: next.maintainer,
+            reason: next.reason,
+            since: next.since,
+            until: next.until,
+            version: next.version,
+            changed_by: next.changedBy,
+            changed_at: next.changedAt,
+          }).where('id', '=', 1).execute()
+          // Delivered to every listening instance when (and only if) this transaction commits.
+          if (postgres) await sql`select pg_notify(${NOTIFY_CHANNEL}, ${String(next.version)})`.execute(transaction)
+        }
+        await transaction.insertInto('maintenance_log').values({
+          at: now,
+          actor: attempt.actor,
+          channel: attempt.channel,
+          instance: attempt.instance,
+          from_mode: previous.mode,
+          to_mode: attempt.toMode,
+          reason: attempt.reason,
+          until: attempt.until,
+          expected_version: attempt.expectedVersion,
+          new_version: decision.outcome === 'applied' ? decision.state.version : null,
+          outcome: decision.outcome,
+          detail: decision.outcome === 'applied'
+            ? (decision.takeoverFrom !== null ? `took over from ${decision.takeoverFrom}` : null)
+            : decision.detail,
+        }).execute()
+        return { previous, decision }
+      })
+    },
+
+    async log (limit, beforeId) {
+      let query = db.selectFrom('maintenance_log').selectAll().orderBy('id', 'desc').limit(limit)
+      if (beforeId !== undefined) query = query.where('id', '<', beforeId)
+      const rows = await query.execute()
+      return rows.map((row) => ({
+        id: row.id,
+        at: row.at,
+        actor: row.actor,
+        channel: row.channel,
+        instance: row.instance,
+        fromMode: row.from_mode,
+        toMode: row.to_mode,
+        reason: row.reason,
+        until: row.until,
+        expectedVersion: row.expected_version,
+        newVersion: row.new_version,
+        outcome: row.outcome,
+        detail: row.detail,
+      }))
+    },
+
+    async heartbeat (instance, dropOlderThan) {
+      const row = {
+        id: instance.id,
+        address: instance.address,
+        started_at: instance.startedAt,
+        heartbeat_at: instance.heartbeatAt,
+        state_version: instance.stateVersion,
+        requests_in_flight: instance.requestsInFlight,
+        writes_in_flight: instance.writesInFlight,
+      }
+      await db.insertInto('maintenance_instance').values(row)
+        .onConflict((oc) => oc.column('id').doUpdateSet({ ...row, id: undefined }))
+        .execute()
+      await db.deleteFrom('maintenance_instance').where('heartbeat_at', '<', dropOlderThan).execute()
+    },
+
+    async instances () {
+      const rows = await db.selectFrom('maintenance_instance').selectAll().orderBy('id').execute()
+      return rows.map((row) => ({
+        id: row.id,
+        address: row.address,
+        startedAt: row.started_at,
+        heartbeatAt: row.heartbeat_at,
+        stateVersion: row.state_version,
+        requestsInFlight: row.requests_in_flight,
+        writesInFlight: row.writes_in_flight,
+      }))
+    },
+
+    async removeInstance (id) {
+      await db.deleteFrom('maintenance_instance').where('id', '=', id).execute()
+    },
+  }
+}

@@ -1,0 +1,135 @@
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { toMaintenancePrincipal } from '../auth/principal.js'
+import { describeError, wantsJson } from '../web/errors.js'
+import { fillPageLocals } from '../web/view.js'
+import type { InstanceView, LogEntry, MaintenanceState, Mode } from '../maintenance/index.js'
+import usersRoutes from './users.js'
+
+declare module '../web/view.js' {
+  interface Pages {
+    manage: ManagePage
+    'manage-log': { entries: LogEntry[], next: number | null }
+    maintenance: { state: MaintenanceState, retryAfter: number }
+  }
+}
+
+export interface ManagePage {
+  state: MaintenanceState
+  instances: InstanceView[]
+  /** Every live instance enforces the current version and no write is in flight. */
+  quiet: boolean
+  recent: LogEntry[]
+  changed: boolean
+  /** Why the last change was refused, in words; with what the manager had submitted. */
+  problem: string | null
+  form: { mode: Mode, reason: string, until: string, expectedVersion: number }
+}
+
+interface ChangeForm { mode?: string, reason?: string, until?: string, expectedVersion?: string }
+
+/**
+ * `datetime-local` inputs carry no zone: the control panel shows and takes times in UTC, and
+ * says so. A value with a zone is taken as it is.
+ */
+export function untilFromForm (value: string | undefined): string | null {
+  const trimmed = (value ?? '').trim()
+  if (trimmed === '') return null
+  return /(Z|[+-]\d{2}:\d{2})$/.test(trimmed) ? trimmed : `${trimmed.length === 16 ? `${trimmed}:00` : trimmed}Z`
+}
+
+function untilForForm (until: string | null): string {
+  return until === null ? '' : until.slice(0, 16)
+}
+
+/** The control panel: the state and its three-position control, the instances, the audit log. */
+const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
+  fastify.addHook('preHandler', fastify.requireManager)
+
+  async function managePage (request: FastifyRequest, overrides: Partial<ManagePage> = {}): Promise<ManagePage & { title: string }> {
+    const maintenance = fastify.maintenance
+    const [state, instances, recent] = await Promise.all([
+      maintenance.refresh(),
+      maintenance.instances(),
+      maintenance.log(8),
+    ])
+    const live = instances.filter((instance) => !instance.stale)
+    return {
+      title: 'Manage',
+      state,
+      instances,
+      quiet: live.every((instance) => instance.applied && instance.writesInFlight === 0),
+      recent,
+      changed: false,
+      problem: null,
+      form: { mode: state.mode, reason: state.reason ?? '', until: untilForForm(state.until), expectedVersion: state.version },
+      ...overrides,
+    }
+  }
+
+  fastify.get<{ Querystring: { changed?: string } }>('/manage', async function controlPanel (request, reply) {
+    return reply.render('manage', await managePage(request, { changed: request.query.changed === '1' }))
+  })
+
+  fastify.post<{ Body: ChangeForm }>('/manage/maintenance', {
+    errorHandler: refusedChange,
+  }, async function changeMode (request, reply) {
+    const body = request.body ?? {}
+    await fastify.maintenance.change(toMaintenancePrincipal(request.principal)!, {
+      mode: body.mode ?? '',
+      reason: body.reason ?? null,
+      until: untilFromForm(body.until),
+      expectedVersion: Number(body.expectedVersion),
+    }, 'web')
+    return reply.seeOther('/manage?changed=1')
+  })
+
+  /** A refused change is explained in words, on the control panel, with what was submitted. */
+  async function refusedChange (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const shown = describeError(error)
+    if (shown.code === 'QUIESCE_INTERNAL' || wantsJson(request)) throw error
+    const body = (request.body ?? {}) as ChangeForm
+    reply.code(shown.statusCode)
+    fillPageLocals(request, reply)
+    const page = await managePage(request)
+    return reply.render('manage', {
+      ...page,
+      problem: explainRefusal(shown.code, shown.message, page.state),
+      form: {
+        mode: (body.mode as Mode | undefined) ?? page.state.mode,
+        reason: body.reason ?? '',
+        until: body.until ?? '',
+        expectedVersion: page.state.version,
+      },
+    })
+  }
+
+  fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
+    const before = Number.parseInt(request.query.before ?? '', 10)
+    const pageSize = 50
+    const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 ? before : undefined)
+    const next = entries.length > pageSize ? entries[pageSize - 1]!.id : null
+    return reply.render('manage-log', { title: 'Maintenance log', entries: entries.slice(0, pageSize), next })
+  })
+
+  await fastify.register(usersRoutes)
+}
+
+function explainRefusal (code: string, message: string, state: MaintenanceState): string {
+  switch (code) {
+    case 'QUIESCE_NOT_MAINTAINER':
+      return `Not changed: ${state.maintainer} switched the site to ${state.mode} and is its maintainer now, so only ${state.maintainer} or the emergency user may change it.`
+    case 'QUIESCE_STATE_CONFLICT':
+      return `Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${state.version}, ${state.mode}). Check the state below and apply your change again if it still makes sense.`
+    default:
+      return `Not changed: ${message}`
+  }
+}
+
+/** Always open: the page people are sent to while the site is closed. */
+export const maintenancePageRoute: FastifyPluginAsync = async function maintenancePageRoute (fastify) {
+  fastify.get('/maintenance', { config: { maintenance: 'always-open' } }, async function maintenancePage (_request, reply) {
+    return reply.render('maintenance', { title: 'Maintenance', state: fastify.maintenance.state, retryAfter: fastify.maintenance.retryAfter() })
+  })
+}
+
+export default manageRoutes
