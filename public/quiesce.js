@@ -1,5 +1,6 @@
 // Quiesce: keeps an open page up to date with the maintenance state (server-sent events),
 // and keeps the control panel's instance list fresh. No framework, no inline script (CSP).
+/* global EventSource */
 'use strict'
 
 ;(function () {

@@ -155,7 +155,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
       const now = new Date().toISOString()
       const { previous, decision } = await store.change(
         { actor: principal.name, channel, instance: instanceId, toMode: input.mode, reason, until, expectedVersion: input.expectedVersion },
-        (current) => decideChange(current, request, principal, now),
+        (current) => decideChange(current, request, principal, now)
       )
       apply(previous)
       if (decision.outcome === 'applied') {
@@ -255,6 +255,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   let pendingHeartbeat: NodeJS.Timeout | undefined
   let closing = false
 
+  /** Never rejects: a failed heartbeat is logged and the next one tries again. */
   async function heartbeat (): Promise<void> {
     if (closing) return
     const now = new Date()
@@ -278,7 +279,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     if (pendingHeartbeat !== undefined || heartbeatTimer === undefined) return
     pendingHeartbeat = setTimeout(() => {
       pendingHeartbeat = undefined
-      void heartbeat()
+      return heartbeat()
     }, 10)
     pendingHeartbeat.unref()
   }
@@ -290,7 +291,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
       })
     }
     await heartbeat()
-    heartbeatTimer = setInterval(() => { void heartbeat() }, heartbeatMs)
+    heartbeatTimer = setInterval(heartbeat, heartbeatMs)
     heartbeatTimer.unref()
   })
 
