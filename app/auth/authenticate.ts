@@ -25,3 +25,10 @@ export async function authenticate (db: Kysely<DB>, accessFile: string, username
   }
   return await verifyPassword(user.password_hash, password) ? { name: user.username, role: user.role } : undefined
 }
+
+/** Who NAME is, without a password: for the command line, which is trusted like the database. */
+export async function findPrincipal (db: Kysely<DB>, accessFile: string, name: string): Promise<Principal | undefined> {
+  if (await findEmergencyUser(accessFile, name) !== undefined) return { name, role: 'emergency' }
+  const user = await findUserWithHash(db, name)
+  return user && { name: user.username, role: user.role }
+}

@@ -1,12 +1,15 @@
 import { parseArgs } from 'node:util'
 import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
+import { findPrincipal } from '../auth/authenticate.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
+import { toMaintenancePrincipal } from '../auth/principal.js'
 import { insertUser, isRole, updatePasswordHash } from '../auth/users.js'
 import { ConfigError, loadConfig, type Config } from '../config.js'
 import { catalogFor } from '../content/catalog.js'
 import { seedDocuments } from '../content/seed.js'
 import { openDatabase, type Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/errors.js'
+import { changeMaintenanceState, kyselyMaintenanceStore, MODE_LABELS, isMode, type MaintenanceState } from '../maintenance/index.js'
 import { serve } from '../server.js'
 import { CommandError, println, readPassword, UsageError, type CliIo } from './io.js'
 
@@ -19,6 +22,10 @@ Commands:
   user passwd NAME                       change a user's password
   emergency-user NAME                    write or replace the emergency user in the access file
   seed --docs N                          add N generated documents
+  status [--json]                        the maintenance state and the instances
+  mode MODE --as NAME [--reason TEXT] [--until ISO-8601]
+                                         switch to normal, concurrent or exclusive as NAME
+                                         (a manager or the emergency user), by the web's rules
 
 Configuration comes from environment variables (see README). Exit codes: 0 success,
 1 refused or failed, 2 bad usage or configuration.`
@@ -51,6 +58,48 @@ async function newPassword (io: CliIo, prompt: string): Promise<string> {
 }
 
 const COMMANDS: Record<string, Command> = {
+  status: {
+    options: { json: { type: 'boolean' } },
+    async run ({ positionals, values, config, io }) {
+      exactly(positionals, 0, 'status [--json]')
+      const { state, instances } = await withDatabase(config, async (database) => {
+        const store = kyselyMaintenanceStore(database.writer)
+        return { state: await store.read(), instances: await store.instances() }
+      })
+      if (values.json === true) {
+        println(io.stdout, JSON.stringify({ ...state, instances }, null, 2))
+        return 0
+      }
+      for (const line of describeState(state)) println(io.stdout, line)
+      println(io.stdout, `instances:   ${instances.length === 0 ? 'none running' : ''}`)
+      for (const instance of instances) {
+        const applied = instance.stateVersion >= state.version ? 'applied' : `behind (v${instance.stateVersion})`
+        println(io.stdout, `  ${instance.id}  ${instance.address ?? '-'}  heartbeat ${instance.heartbeatAt}  ${applied}  requests ${instance.requestsInFlight}  writes ${instance.writesInFlight}`)
+      }
+      return 0
+    },
+  },
+
+  mode: {
+    options: { as: { type: 'string' }, reason: { type: 'string' }, until: { type: 'string' } },
+    async run ({ positionals, values, config, io }) {
+      const [mode] = exactly(positionals, 1, 'mode MODE --as NAME')
+      if (!isMode(mode)) throw new UsageError('MODE must be normal, concurrent or exclusive')
+      const name = values.as
+      if (typeof name !== 'string' || name === '') throw new UsageError('--as NAME is required: the manager or emergency user who switches')
+      const state = await withDatabase(config, async (database) => {
+        const principal = await findPrincipal(database.writer, config.accessFile, name)
+        if (principal === undefined) throw new CommandError(`there is no user or emergency user named ${name}`)
+        const store = kyselyMaintenanceStore(database.writer)
+        const current = await store.read()
+        const change = { mode, reason: values.reason as string | undefined, until: values.until as string | undefined, expectedVersion: current.version }
+        return (await changeMaintenanceState(store, toMaintenancePrincipal(principal)!, change, 'cli', config.instanceId)).state
+      })
+      for (const line of describeState(state)) println(io.stdout, line)
+      return 0
+    },
+  },
+
   serve: {
     async run ({ positionals, config }) {
       exactly(positionals, 0, 'no arguments')
@@ -126,6 +175,17 @@ const COMMANDS: Record<string, Command> = {
       return 0
     },
   },
+}
+
+function describeState (state: MaintenanceState): string[] {
+  return [
+    `mode:        ${state.mode} (${MODE_LABELS[state.mode]})`,
+    `maintainer:  ${state.maintainer ?? '-'}`,
+    `reason:      ${state.reason ?? '-'}`,
+    `since:       ${state.since}`,
+    `until:       ${state.until ?? '-'}`,
+    `version:     ${state.version}`,
+  ]
 }
 
 /** Runs one command; returns the exit code, or undefined for `serve`, which keeps running. */

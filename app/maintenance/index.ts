@@ -149,26 +149,11 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     retryAfter,
     refresh,
     async change (principal, input, channel) {
-      const until = normalizeUntil(input.until)
-      const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim()
-      const request: ChangeRequest = { mode: input.mode as ChangeRequest['mode'], reason, until, expectedVersion: input.expectedVersion }
-      const now = new Date().toISOString()
-      const { previous, decision } = await store.change(
-        { actor: principal.name, channel, instance: instanceId, toMode: input.mode, reason, until, expectedVersion: input.expectedVersion },
-        (current) => decideChange(current, request, principal, now)
-      )
+      const { previous, state: next } = await changeMaintenanceState(store, principal, input, channel, instanceId)
       apply(previous)
-      if (decision.outcome === 'applied') {
-        apply(decision.state)
-        fastify.log.info({ actor: principal.name, channel, from: previous.mode, to: decision.state.mode, version: decision.state.version, takeoverFrom: decision.takeoverFrom }, 'maintenance state changed')
-        return decision.state
-      }
-      switch (decision.reason) {
-        case 'not-manager': throw new NotManagerError('Only managers and the emergency user may change maintenance mode')
-        case 'not-maintainer': throw Object.assign(new NotMaintainerError(previous.maintainer ?? 'nobody'), { maintainer: previous.maintainer })
-        case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, input.expectedVersion), { state: publicState(previous, principal) })
-        default: throw new InvalidStateChangeError(decision.detail)
-      }
+      apply(next)
+      fastify.log.info({ actor: principal.name, channel, from: previous.mode, to: next.mode, version: next.version }, 'maintenance state changed')
+      return next
     },
     log: (limit, beforeId) => store.log(limit, beforeId),
     async instances () {
@@ -304,6 +289,31 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   })
 
   if (options.routes !== false) await fastify.register(maintenanceRoutes, { principalOf, untrack })
+}
+
+/**
+ * Changes the shared state by the rules of PRODUCT §2.1 (for the plugin's routes, and for a
+ * command line that has no running app). Every attempt is in the audit log; a refusal throws
+ * the matching `QUIESCE_*` error.
+ */
+export async function changeMaintenanceState (
+  store: MaintenanceStore, principal: MaintenancePrincipal, input: ChangeRequestInput, channel: Channel, instance: string
+): Promise<{ previous: MaintenanceState, state: MaintenanceState }> {
+  const until = normalizeUntil(input.until)
+  const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim()
+  const request: ChangeRequest = { mode: input.mode as ChangeRequest['mode'], reason, until, expectedVersion: input.expectedVersion }
+  const now = new Date().toISOString()
+  const { previous, decision } = await store.change(
+    { actor: principal.name, channel, instance, toMode: input.mode, reason, until, expectedVersion: input.expectedVersion },
+    (current) => decideChange(current, request, principal, now)
+  )
+  if (decision.outcome === 'applied') return { previous, state: decision.state }
+  switch (decision.reason) {
+    case 'not-manager': throw new NotManagerError('Only managers and the emergency user may change maintenance mode')
+    case 'not-maintainer': throw Object.assign(new NotMaintainerError(previous.maintainer ?? 'nobody'), { maintainer: previous.maintainer })
+    case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, input.expectedVersion), { state: publicState(previous, principal) })
+    default: throw new InvalidStateChangeError(decision.detail)
+  }
 }
 
 function addressOf (fastify: FastifyInstance): string | null {
