@@ -1,0 +1,189 @@
+import Fastify from 'fastify'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { toMaintenancePrincipal, type Principal } from '../app/auth/principal.js'
+import { findDocument } from '../app/content/documents.js'
+import { openDatabase, type Database } from '../app/db/database.js'
+import { ConflictError } from '../app/errors.js'
+import maintenancePlugin, { kyselyMaintenanceStore } from '../app/maintenance/index.js'
+import { UnitOfWorkEngine } from '../app/unit-of-work/unit-of-work.js'
+import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+
+const BOSS = basicAuth('boss', 'boss-password')
+const ANN = basicAuth('ann', 'ann-password')
+
+function deferred<T = void> () {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((_resolve) => { resolve = _resolve })
+  return { promise, resolve }
+}
+
+async function switchMode (site: TestSite, authorization: string, mode: string, reason = 'test') {
+  const current = (await site.app.inject({ url: '/api/maintenance' })).json()
+  const res = await site.app.inject({ method: 'PUT', url: '/api/maintenance', headers: { authorization }, payload: { mode, reason, expectedVersion: current.version } })
+  expect(res.statusCode).toBe(200)
+  return res.json()
+}
+
+describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
+  let site: TestSite
+  const afterCommits: string[] = []
+  let gate = { entered: deferred(), release: deferred() }
+
+  beforeAll(async () => {
+    site = await startTestSite(kind, {
+      configure (app) {
+        // Stages a create, then waits: the mode may change before it commits.
+        app.post<{ Params: { slug: string } }>('/api/t/slow-create/:slug', async (request) => {
+          const uow = request.unitOfWork!
+          app.documents.create(uow, request.params.slug, { title: 'slow', body: 'slow write' }, request.principal!.name)
+          uow.afterCommit(() => { afterCommits.push(request.params.slug) })
+          gate.entered.resolve()
+          await gate.release.promise
+          return { created: request.params.slug }
+        })
+        // Writes with raw SQL through its read handle, behind the unit of work's back.
+        app.post('/api/t/raw-write', async (request) => {
+          await sql`update document set title = 'written behind the back' where slug = 'guard-raw'`.execute(request.unitOfWork!.db)
+          return { wrote: true }
+        })
+      },
+    })
+    await addUser(site.database, 'boss', 'manager')
+    await addUser(site.database, 'ann', 'member')
+  })
+  afterAll(async () => { await site.close() })
+  beforeEach(async () => {
+    afterCommits.length = 0
+    gate = { entered: deferred(), release: deferred() }
+    if (site.app.maintenance.state.mode !== 'normal') await switchMode(site, BOSS, 'normal')
+  })
+
+  async function slowCreateAcrossSwitch (authorization: string, slug: string, mode: string) {
+    const response = site.app.inject({ method: 'POST', url: `/api/t/slow-create/${slug}`, headers: { authorization } })
+    await gate.entered.promise
+    // The switch is acknowledged while the request is between its handler and its commit.
+    await switchMode(site, BOSS, mode, `switch during ${slug}`)
+    gate.release.resolve()
+    return response
+  }
+
+  it('aborts a write that began in normal mode and commits after a switch to concurrent', async () => {
+    const res = await slowCreateAcrossSwitch(ANN, 'guard-concurrent', 'concurrent')
+    expect(res.statusCode).toBe(503)
+    expect(res.json()).toMatchObject({ code: 'QUIESCE_READ_ONLY', statusCode: 503, error: 'Service Unavailable' })
+    expect(res.headers['quiesce-mode']).toBe('concurrent')
+    expect(res.headers['retry-after']).toBe('300')
+    expect(await findDocument(site.database.writer, 'guard-concurrent')).toBeUndefined()
+    const search = await site.app.inject('/api/search?q=slow')
+    expect(search.json().hits).toEqual([])
+    expect(afterCommits).toEqual([])
+  })
+
+  it('aborts it with QUIESCE_EXCLUSIVE after a switch to exclusive', async () => {
+    const res = await slowCreateAcrossSwitch(ANN, 'guard-exclusive', 'exclusive')
+    expect(res.statusCode).toBe(503)
+    expect(res.json().code).toBe('QUIESCE_EXCLUSIVE')
+    expect(await findDocument(site.database.writer, 'guard-exclusive')).toBeUndefined()
+    expect(afterCommits).toEqual([])
+  })
+
+  it('lets the maintainer\'s own in-flight write commit after the switch', async () => {
+    const res = await slowCreateAcrossSwitch(BOSS, 'guard-maintainer', 'concurrent')
+    expect(res.statusCode).toBe(200)
+    expect(await findDocument(site.database.writer, 'guard-maintainer')).toMatchObject({ version: 1, createdBy: 'boss' })
+    expect(afterCommits).toEqual(['guard-maintainer'])
+  })
+
+  it('the database refuses raw SQL writes from a handler, so a read-only request cannot write', async () => {
+    const put = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-raw', headers: { authorization: BOSS }, payload: { title: 'original', body: 'b' } })
+    expect(put.statusCode).toBe(201)
+    await switchMode(site, BOSS, 'concurrent')
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/raw-write', headers: { authorization: ANN } })
+    expect(res.statusCode).toBe(500)
+    expect(res.json().code).toBe('QUIESCE_INTERNAL')
+    expect((await findDocument(site.database.writer, 'guard-raw'))!.title).toBe('original')
+  })
+
+  it('refuses writes when the state cannot be read in the commit transaction', async () => {
+    await site.database.writer.schema.alterTable('maintenance_state').renameTo('maintenance_state_gone').execute()
+    try {
+      const res = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-unreadable', headers: { authorization: ANN }, payload: { title: 't', body: 'b' } })
+      expect(res.statusCode).toBe(503)
+      expect(res.json().code).toBe('QUIESCE_STATE_UNAVAILABLE')
+      expect(res.headers['retry-after']).toBeDefined()
+    } finally {
+      await site.database.writer.schema.alterTable('maintenance_state_gone').renameTo('maintenance_state').execute()
+    }
+    expect(await findDocument(site.database.writer, 'guard-unreadable')).toBeUndefined()
+  })
+})
+
+/**
+ * A unit of work whose commit conflicts while another instance switches the site to
+ * concurrent: this instance has not heard of the switch (no change signal), so only the
+ * re-read before the retry can see it.
+ */
+describe.each(DATABASE_KINDS)('a retry re-reads the state from the database on %s', (kind) => {
+  let testDatabase: TestDatabase
+  let database: Database
+  let other: Database
+
+  beforeAll(async () => {
+    testDatabase = await createTestDatabase(kind)
+    database = await openDatabase(testDatabase.url)
+    other = await openDatabase(testDatabase.url)
+  })
+  afterAll(async () => {
+    await other.destroy()
+    await database.destroy()
+    await testDatabase.drop()
+  })
+
+  it('refuses the retried request, which then never runs, and commits nothing', async () => {
+    const app = Fastify()
+    const engine = new UnitOfWorkEngine({ writer: database.writer, reader: database.reader, attempts: 3, log: app.log })
+    const boss: Principal = { name: 'boss', role: 'manager' }
+    const ann: Principal = { name: 'ann', role: 'member' }
+    // Registered before the plugin's own hook: the switch lands between the attempts.
+    engine.onBeforeRetry(async () => {
+      await other.writer.updateTable('maintenance_state')
+        .set((eb) => ({ mode: 'concurrent', maintainer: 'boss', version: eb('version', '+', 1) }))
+        .where('id', '=', 1).execute()
+    })
+    await app.register(maintenancePlugin, {
+      store: kyselyMaintenanceStore(database.writer),
+      unitOfWork: engine,
+      principalOf: () => null,
+      identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
+      instanceId: 'retry-test',
+      routes: false,
+    })
+    await app.ready()
+    try {
+      expect(app.maintenance.state.mode).toBe('normal')
+      const attempts: number[] = []
+      const write = (principal: Principal, slug: string) => engine.run(principal, async (uow) => {
+        attempts.push(uow.attempt)
+        uow.stage(async (transaction) => {
+          await transaction.insertInto('document').values({ slug, title: 't', body: 'b', version: 1, created_by: principal.name, created_at: 'x', updated_by: principal.name, updated_at: 'x' }).execute()
+          if (uow.attempt === 1) throw new ConflictError('a concurrent change (simulated)')
+        })
+      })
+
+      await expect(write(ann, 'retry-member')).rejects.toMatchObject({ code: 'QUIESCE_READ_ONLY', statusCode: 503 })
+      expect(attempts).toEqual([1])
+      expect(app.maintenance.state).toMatchObject({ mode: 'concurrent', maintainer: 'boss' })
+      expect(await findDocument(database.writer, 'retry-member')).toBeUndefined()
+
+      // The maintainer's retry, judged by the same fresh state, goes through.
+      attempts.length = 0
+      await write(boss, 'retry-maintainer')
+      expect(attempts).toEqual([1, 2])
+      expect(await findDocument(database.writer, 'retry-maintainer')).toMatchObject({ version: 1 })
+    } finally {
+      await app.close()
+    }
+  })
+})
