@@ -89,12 +89,12 @@ describe.each(DATABASE_KINDS)('two instances on one %s database', (kind) => {
     const writers = ['w0', 'w1', 'w2', 'w3']
     const outcomes: Array<{ writer: string, slug: string, seq: number, status: number, code?: string, startedAfterAck: boolean }> = []
     let acknowledged = false
-    let stop = false
 
     const writer = async (name: string, index: number) => {
       const app = index % 2 === 0 ? a.app : b
       const slug = `cluster-${index}`
-      for (let seq = 1; !stop; seq++) {
+      // Each writer keeps going until five of its requests started after the acknowledgement.
+      for (let seq = 1; ; seq++) {
         const startedAfterAck = acknowledged
         const res = await app.inject({ method: 'PUT', url: `/api/docs/${slug}`, headers: { authorization: basicAuth(name, `${name}-password`) }, payload: { title: `cluster ${index}`, body: `${name} write ${seq}` } })
         outcomes.push({ writer: name, slug, seq, status: res.statusCode, code: res.statusCode >= 400 ? res.json().code : undefined, startedAfterAck })
@@ -110,7 +110,6 @@ describe.each(DATABASE_KINDS)('two instances on one %s database', (kind) => {
     const atAck = await a.database.writer.selectFrom('document').select(['slug', 'version', 'body']).where('slug', 'like', 'cluster-%').orderBy('slug').execute()
     acknowledged = true
     await Promise.all(running)
-    stop = true
     const final = await a.database.writer.selectFrom('document').select(['slug', 'version', 'body']).where('slug', 'like', 'cluster-%').orderBy('slug').execute()
     expect(final).toEqual(atAck)
 
