@@ -35,10 +35,13 @@ export async function serve (config: Config, options: ServeOptions = {}): Promis
     throw err
   }
 
-  closeWithGrace({ delay: 10_000 }, async function closeApp ({ signal, err }) {
+  const graceful = closeWithGrace({ delay: 10_000 }, async function closeApp ({ signal, err }) {
     if (err) app.log.error({ err }, 'closing after an uncaught error')
     else app.log.info({ signal }, 'closing')
     await app.close()
+  })
+  app.addHook('onClose', async function stopListeningForSignals () {
+    graceful.uninstall()
   })
 
   const address = await app.listen({ host: config.host, port: config.port })

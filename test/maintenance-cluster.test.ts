@@ -7,11 +7,11 @@ import { DATABASE_KINDS } from './helpers/databases.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 
-async function until<T> (what: string, probe: () => T | Promise<T>, timeoutMs = 3000): Promise<T> {
+async function until<T> (what: string, probe: () => T | Promise<T>, timeoutMs = 3000): Promise<NonNullable<T>> {
   const start = Date.now()
   for (;;) {
     const value = await probe()
-    if (value) return value
+    if (value) return value as NonNullable<T>
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }

@@ -55,8 +55,15 @@ function isDeliberate (error: FastifyError): boolean {
 /** What the client is told about an error: its status, code, message and details. */
 export function describeError (error: FastifyError): ShownError {
   if (error.validation !== undefined) {
+    // Schema checks name the bad field too, like the site's own validation does.
+    const fields: Record<string, string> = {}
+    for (const problem of error.validation) {
+      const missing = (problem.params as { missingProperty?: string }).missingProperty
+      const field = missing ?? problem.instancePath.replace(/^\//, '').replaceAll('/', '.')
+      if (field !== '' && fields[field] === undefined) fields[field] = problem.message ?? 'is invalid'
+    }
     const invalid = new InvalidInputError(error.message)
-    return { statusCode: 400, code: invalid.code, message: invalid.message, details: {} }
+    return { statusCode: 400, code: invalid.code, message: invalid.message, details: { fields } }
   }
   if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
     const csrf = new CsrfError()
