@@ -16,8 +16,6 @@ export const NotFoundError = createError<'QUIESCE_NOT_FOUND', 404, [string]>(
   'QUIESCE_NOT_FOUND', '%s', 404)
 export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, [string]>(
   'QUIESCE_FORBIDDEN', '%s', 403)
-export const BadCredentialsError = createError<'QUIESCE_BAD_CREDENTIALS', 401, []>(
-  'QUIESCE_BAD_CREDENTIALS', 'Wrong user name or password', 401)
 export const CsrfError = createError<'QUIESCE_CSRF_INVALID', 403, []>(
   'QUIESCE_CSRF_INVALID', 'The form expired or did not come from this site; reload the page and try again', 403)
 export const RateLimitedError = createError<'QUIESCE_RATE_LIMITED', 429, [string]>(
@@ -32,7 +30,6 @@ export const ERRORS = {
   QUIESCE_INVALID_INPUT: InvalidInputError,
   QUIESCE_NOT_FOUND: NotFoundError,
   QUIESCE_FORBIDDEN: ForbiddenError,
-  QUIESCE_BAD_CREDENTIALS: BadCredentialsError,
   QUIESCE_CSRF_INVALID: CsrfError,
   QUIESCE_RATE_LIMITED: RateLimitedError,
   QUIESCE_DIRECT_SEND: DirectSendError,
