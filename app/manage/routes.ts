@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { toMaintenancePrincipal } from '../auth/principal.js'
+import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { fillPageLocals } from '../web/view.js'
 import type { InstanceView, LogEntry, MaintenanceState, Mode } from '../maintenance/index.js'
@@ -86,7 +86,9 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
   /** A refused change is explained in words, on the control panel, with what was submitted. */
   async function refusedChange (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const shown = describeError(error)
-    if (shown.code === 'QUIESCE_INTERNAL' || wantsJson(request)) throw error
+    // Errors raised before requireManager ran (the exclusive gate, CSRF) must not show the panel
+    // to whoever sent the request: only managers who got past the gate see it, others the error page.
+    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || !isManager(request.principal) || wantsJson(request)) throw error
     const body = (request.body ?? {}) as ChangeForm
     reply.code(shown.statusCode)
     fillPageLocals(request, reply)
