@@ -143,7 +143,9 @@ function emptyForm (): DocumentForm {
 function refusedSave (action: DocumentForm['action']) {
   return async function renderRefusedSave (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const shown = describeError(error)
-    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || wantsJson(request)) throw error
+    // Refused by the exclusive gate, before the body was even read: there is no text to give
+    // back, so the root handler shows the maintenance page instead of an empty form.
+    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
     const fields = shown.details.fields as FieldErrors | undefined
     const body = (request.body ?? {}) as FormBody
     reply.code(shown.statusCode)
