@@ -1,13 +1,13 @@
 /**
  * The web server for the end-to-end tests (Playwright's `webServer`): a fresh data directory,
  * the test users added with the built CLI, then `quiesce serve` on the e2e port. The data
- * directory is removed when the server stops.
+ * directory (with the access file of the emergency user) is removed when the server stops.
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { E2E_PORT, users } from './fixtures.js'
+import { E2E_PORT, users, type TestUser } from './fixtures.js'
 
 const CLI = path.resolve('dist/app/cli/bin.js')
 const DEMO_DOCUMENTS = 200
@@ -34,8 +34,9 @@ function quiesce (args: string[], input = ''): void {
 }
 
 try {
-  for (const user of Object.values(users)) {
-    quiesce(['user', 'add', user.name, '--role', user.role], user.password + '\n')
+  for (const user of Object.values<TestUser>(users)) {
+    if (user.role === 'emergency') quiesce(['emergency-user', user.name], user.password + '\n')
+    else quiesce(['user', 'add', user.name, '--role', user.role], user.password + '\n')
   }
   // A site whose first start finds users gets no demo documents, so add them like a new site would.
   quiesce(['seed', '--docs', String(DEMO_DOCUMENTS)])
