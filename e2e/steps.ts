@@ -1,5 +1,5 @@
-import { expect, type Page } from '@playwright/test'
-import type { TestUser } from './fixtures.js'
+import { expect, type APIRequestContext, type Page } from '@playwright/test'
+import { users, type TestUser } from './fixtures.js'
 
 /** Signs in through the form linked from the page header and checks the header greets the person. */
 export async function signIn (page: Page, user: TestUser): Promise<void> {
@@ -23,4 +23,46 @@ export async function writeDocument (page: Page, document: { title: string, text
 /** Makes titles and words that no other document has, so each story finds exactly its own. */
 export function uniqueSuffix (): string {
   return Date.now().toString(36)
+}
+
+/**
+ * Sign-in budget: POST /login allows 10 attempts a minute from one address, and the whole suite
+ * signs in from 127.0.0.1 within that minute. The stories sign in through the form 10 times in
+ * all (browse 1, edit 1, emergency-override 3, login 2, maintenance-toggle 2, phone 1); a person
+ * whose sign-in is not part of the story can use {@link basicCredentials} instead.
+ */
+
+/** The `Authorization` header of HTTP Basic credentials, which the site accepts on every request. */
+export function basicCredentials (user: TestUser): string {
+  return `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`
+}
+
+export type ModeLabel = 'Normal' | 'Concurrent (read-only)' | 'Exclusive'
+
+/** On the control panel: picks a mode, gives the reason, applies, and checks the panel shows the new mode. */
+export async function switchMode (page: Page, mode: ModeLabel, reason = ''): Promise<void> {
+  const modes = page.getByRole('group', { name: 'Mode' })
+  await modes.getByRole('radio', { name: mode, exact: true }).check()
+  await page.getByLabel('Reason').fill(reason)
+  await page.getByRole('button', { name: 'Apply' }).click()
+  await expect(page.getByRole('status').filter({ hasText: 'Done:' })).toContainText(`the site is now ${mode}`)
+  await expect(page.getByTestId('current-mode')).toHaveText(mode)
+}
+
+/**
+ * Puts the shared server back in normal mode, whatever a story left behind, through the JSON
+ * API with HTTP Basic credentials: as the maintainer when that is one of our people, else as
+ * the emergency user. Stories share one server, so each calls this when it ends, passed or not.
+ */
+export async function backToNormal (request: APIRequestContext): Promise<void> {
+  const rescue = users.rescue
+  const asRescue = { authorization: basicCredentials(rescue) }
+  const state = await (await request.get('/api/maintenance', { headers: asRescue })).json() as { mode: string, version: number, maintainer: string | null }
+  if (state.mode === 'normal') return
+  const maintainer = Object.values<TestUser>(users).find((user) => user.name === state.maintainer) ?? rescue
+  const response = await request.put('/api/maintenance', {
+    headers: { authorization: basicCredentials(maintainer) },
+    data: { mode: 'normal', expectedVersion: state.version },
+  })
+  expect(response.status(), await response.text()).toBe(200)
 }
