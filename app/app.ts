@@ -15,6 +15,9 @@ import type { Database } from './db/database.js'
 import databasePlugin from './db/plugin.js'
 import maintenancePlugin, { kyselyMaintenanceStore, pollingSignal, postgresNotifications, type ChangeSignal } from './maintenance/index.js'
 import manageRoutes, { maintenancePageRoute } from './manage/routes.js'
+import tasksPlugin from './tasks/plugin.js'
+import taskRoutes from './tasks/routes.js'
+import type { TaskRunnerOptions } from './tasks/runner.js'
 import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin from './web/errors.js'
@@ -32,6 +35,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   /** Whether closing the app closes the database too (default true). */
   closeDatabase?: boolean
+  /** Timings of the task runner (tests shorten them). */
+  tasks?: TaskRunnerOptions
 }
 
 /**
@@ -90,11 +95,14 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     alwaysOpenPrefixes: ['/static/'],
   })
 
+  await app.register(tasksPlugin, options.tasks ?? {})
+
   await app.register(authRoutes)
   await app.register(contentRoutes)
   await app.register(contentApi)
   await app.register(manageRoutes)
   await app.register(maintenancePageRoute)
+  await app.register(taskRoutes)
   return app
 }
 

@@ -55,6 +55,47 @@
     })
   }
 
+  const progress = document.querySelector('[data-task-progress]')
+  if (progress && 'EventSource' in window) {
+    const bar = progress.querySelector('progress')
+    const field = function (name) { return document.querySelector('[data-progress="' + name + '"]') }
+    const samples = []
+    const finished = ['done', 'failed', 'cancelled']
+    const stream = new EventSource('/api/tasks/' + progress.dataset.taskId + '/events')
+    stream.addEventListener('progress', function (event) {
+      const task = JSON.parse(event.data)
+      const max = Math.max(task.total, 1)
+      bar.max = max
+      bar.value = task.state === 'done' ? max : Math.min(task.done, max)
+      field('percent').textContent = (task.state === 'done' ? 100 : Math.floor(Math.min(task.done, max) * 100 / max)) + '%'
+      field('count').textContent = task.done.toLocaleString('en') + ' of ' + task.total.toLocaleString('en')
+      field('state').textContent = task.state
+      if (field('batches')) field('batches').textContent = task.batches
+      if (field('conflicts')) field('conflicts').textContent = task.conflicts + ' (retried ' + task.retries + ')'
+      if (task.error && field('error')) {
+        field('error').textContent = task.error
+        field('error').hidden = false
+      }
+      // Rate and time left over the last ten seconds of progress.
+      const now = Date.parse(task.at)
+      samples.push([now, task.done])
+      while (samples.length > 2 && now - samples[0][0] > 10000) samples.shift()
+      const first = samples[0]
+      const rate = now > first[0] ? (task.done - first[1]) * 1000 / (now - first[0]) : 0
+      field('rate').textContent = rate > 0 ? Math.round(rate).toLocaleString('en') + ' per second' : ''
+      field('eta').textContent = rate > 0 && task.state === 'running'
+        ? 'about ' + Math.max(1, Math.ceil((task.total - task.done) / rate)) + ' s left'
+        : ''
+      if (finished.includes(task.state)) {
+        stream.close()
+        progress.dataset.state = task.state
+        if (field('cancel')) field('cancel').hidden = true
+        if (task.finishedAt && field('finished')) field('finished').textContent = formatTime(task.finishedAt)
+        if (task.kind === 'export' && task.state === 'done') window.location.reload()
+      }
+    })
+  }
+
   const instances = document.querySelector('[data-instances]')
   if (instances) {
     const rows = instances.querySelector('[data-instance-rows]')

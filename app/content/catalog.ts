@@ -27,7 +27,11 @@ export interface SearchHit {
 
 export interface Catalog {
   index (db: Kysely<DB>, entry: CatalogEntry): Promise<void>
+  /** Adds entries for documents that have none (a reindex batch, after {@link removeRange}). */
+  insertMany (db: Kysely<DB>, entries: CatalogEntry[]): Promise<void>
   remove (db: Kysely<DB>, documentId: number): Promise<void>
+  /** Removes the entries of documents `from` ≤ id ≤ `to` (`to` omitted: no upper bound). */
+  removeRange (db: Kysely<DB>, from: number, to?: number): Promise<void>
   /** Empties the catalog (a reindex rebuilds it). */
   clear (db: Kysely<DB>): Promise<void>
   search (db: Kysely<DB>, query: string, limit: number): Promise<SearchHit[]>
@@ -46,13 +50,24 @@ export function catalogFor (kind: DatabaseKind): Catalog {
   return kind === 'sqlite' ? sqliteCatalog : postgresCatalog
 }
 
+function sqliteRow (entry: CatalogEntry) {
+  return sql`(${entry.documentId}, ${entry.slug}, ${entry.title}, ${markdownToText(entry.body)})`
+}
+
 const sqliteCatalog: Catalog = {
   async index (db, entry) {
     await sql`delete from catalog where rowid = ${entry.documentId}`.execute(db)
-    await sql`insert into catalog (rowid, slug, title, body) values (${entry.documentId}, ${entry.slug}, ${entry.title}, ${markdownToText(entry.body)})`.execute(db)
+    await sql`insert into catalog (rowid, slug, title, body) values ${sqliteRow(entry)}`.execute(db)
+  },
+  async insertMany (db, entries) {
+    if (entries.length === 0) return
+    await sql`insert into catalog (rowid, slug, title, body) values ${sql.join(entries.map(sqliteRow))}`.execute(db)
   },
   async remove (db, documentId) {
     await sql`delete from catalog where rowid = ${documentId}`.execute(db)
+  },
+  async removeRange (db, from, to) {
+    await sql`delete from catalog where rowid >= ${from} and rowid <= ${to ?? Number.MAX_SAFE_INTEGER}`.execute(db)
   },
   async clear (db) {
     await sql`delete from catalog`.execute(db)
@@ -71,18 +86,28 @@ const sqliteCatalog: Catalog = {
   },
 }
 
+function postgresRow (entry: CatalogEntry) {
+  const text = withoutTagLookalikes(markdownToText(entry.body))
+  return sql`(${entry.documentId}, ${entry.slug}, ${entry.title}, ${text},
+    setweight(to_tsvector('english', ${withoutTagLookalikes(entry.title)}), 'A') || setweight(to_tsvector('english', ${text}), 'B'))`
+}
+
 const postgresCatalog: Catalog = {
   async index (db, entry) {
-    const text = withoutTagLookalikes(markdownToText(entry.body))
     await sql`
-      insert into catalog (document_id, slug, title, body, search)
-      values (${entry.documentId}, ${entry.slug}, ${entry.title}, ${text},
-        setweight(to_tsvector('english', ${withoutTagLookalikes(entry.title)}), 'A') || setweight(to_tsvector('english', ${text}), 'B'))
+      insert into catalog (document_id, slug, title, body, search) values ${postgresRow(entry)}
       on conflict (document_id) do update set slug = excluded.slug, title = excluded.title,
         body = excluded.body, search = excluded.search`.execute(db)
   },
+  async insertMany (db, entries) {
+    if (entries.length === 0) return
+    await sql`insert into catalog (document_id, slug, title, body, search) values ${sql.join(entries.map(postgresRow))}`.execute(db)
+  },
   async remove (db, documentId) {
     await sql`delete from catalog where document_id = ${documentId}`.execute(db)
+  },
+  async removeRange (db, from, to) {
+    await sql`delete from catalog where document_id >= ${from} and document_id <= ${to ?? 2147483647}`.execute(db)
   },
   async clear (db) {
     await sql`delete from catalog`.execute(db)

@@ -9,6 +9,8 @@ export interface DB extends MaintenanceTables {
   app_user: UserTable
   session: SessionTable
   document: DocumentTable
+  task: TaskTable
+  commit_log: CommitLogTable
 }
 
 export type Role = 'member' | 'manager'
@@ -39,4 +41,35 @@ export interface DocumentTable {
   created_at: string
   updated_by: string
   updated_at: string
+}
+
+export type TaskState = 'queued' | 'running' | 'paused' | 'cancelling' | 'cancelled' | 'done' | 'failed'
+
+export interface TaskTable {
+  id: Generated<number>
+  kind: string
+  state: TaskState
+  done: number
+  total: number
+  /** JSON: where a resumed task continues. */
+  checkpoint: string | null
+  started_by: string
+  started_by_role: string
+  started_at: string
+  heartbeat_at: string | null
+  /** The instance running it; another takes over once the heartbeat is stale. */
+  owner: string | null
+  finished_at: string | null
+  error: string | null
+  batches: number
+  conflicts: number
+  retries: number
+  /** JSON: what the task produced (an export's file). */
+  result: string | null
+}
+
+export interface CommitLogTable {
+  id: Generated<number>
+  at: string
+  actor: string | null
 }

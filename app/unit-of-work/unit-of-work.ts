@@ -184,6 +184,7 @@ export class UnitOfWorkEngine {
       const commit = this.#writer.transaction().execute(async (transaction) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
+        await transaction.insertInto('commit_log').values({ at: new Date().toISOString(), actor: unitOfWork.principal?.name ?? null }).execute()
       })
       this.#commits.add(commit)
       try {

@@ -1,0 +1,77 @@
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Principal } from '../auth/principal.js'
+import { exportTask } from './export-task.js'
+import { reindex } from './reindex.js'
+import { TaskRunner, type TaskRunnerOptions } from './runner.js'
+import { findTask, insertTask, listTasks, requestCancel, type Task, type TaskKind } from './tasks.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tasks: TaskService
+  }
+}
+
+export interface TaskService {
+  /** Queues a task as `principal`; this instance (or another) picks it up at once. */
+  start (kind: TaskKind, principal: Principal): Promise<Task>
+  get (id: number): Promise<Task | undefined>
+  list (limit?: number): Promise<Task[]>
+  cancel (id: number): Promise<Task | undefined>
+  readonly runner: TaskRunner
+}
+
+const COMMIT_LOG_KEEP = 10_000
+
+/**
+ * Long-running maintenance work with persisted, resumable progress. Every instance runs a task
+ * runner; a task belongs to the instance that claimed it while that instance heartbeats.
+ */
+const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksPlugin (fastify, options) {
+  const db = fastify.db.writer
+  const runner = new TaskRunner({
+    database: fastify.db,
+    engine: fastify.unitOfWork,
+    catalog: fastify.catalog,
+    maintenance: fastify.maintenance,
+    owner: fastify.config.instanceId,
+    dataDir: fastify.config.dataDir,
+    log: fastify.log,
+  }, { reindex, export: exportTask }, options)
+
+  fastify.decorate('tasks', {
+    runner,
+    async start (kind, principal) {
+      const task = await insertTask(db, kind, principal)
+      runner.poke()
+      return task
+    },
+    get: (id) => findTask(db, id),
+    list: (limit) => listTasks(db, limit),
+    cancel: (id) => requestCancel(db, id),
+  } satisfies TaskService)
+
+  // The commit log only needs its newest rows (an export records the last one).
+  const pruneTimer = setInterval(() => {
+    pruneCommitLog().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune the commit log'))
+  }, 60_000)
+  pruneTimer.unref()
+  async function pruneCommitLog (): Promise<void> {
+    const newest = await db.selectFrom('commit_log').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
+    if (newest?.id != null) await db.deleteFrom('commit_log').where('id', '<', Number(newest.id) - COMMIT_LOG_KEEP).execute()
+  }
+
+  fastify.addHook('onReady', async function startTaskRunner () {
+    runner.start()
+  })
+  fastify.addHook('preClose', async function stopTaskRunner () {
+    clearInterval(pruneTimer)
+    await runner.stop()
+  })
+}
+
+export default fp(tasksPlugin, {
+  fastify: '5.x',
+  name: 'quiesce-tasks',
+  dependencies: ['quiesce-db', 'quiesce-unit-of-work', 'quiesce-maintenance', 'quiesce-content'],
+})

@@ -1,0 +1,93 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { countDocuments } from '../content/documents.js'
+import { ConflictError } from '../errors.js'
+import type { TaskHandler, TaskRun } from './runner.js'
+import { TaskLostError } from './runner.js'
+
+export const REINDEX_BATCH = 100
+/** A reindex that cannot land one batch in this many tries in a row gives up, and says why. */
+export const MAX_FAILED_BATCHES = 50
+
+interface Checkpoint { lastId: number }
+
+/**
+ * Rebuilds the catalog from the documents, in batches of document ids. Each batch is one unit
+ * of work run as the person who started the task: it reads the batch, and its commit checks that
+ * none of those documents changed meanwhile (a concurrent edit is a conflict, retried), replaces
+ * the catalog entries of that id range, and records the progress in the same transaction. So the
+ * checkpoint never runs ahead of the catalog, and a resumed task continues exactly after it.
+ */
+export const reindex: TaskHandler = async function reindex (run: TaskRun) {
+  const { engine, catalog } = run.env
+  const task = run.task
+  let lastId = (task.checkpoint as Checkpoint | null)?.lastId ?? 0
+  let { done, batches, conflicts, retries } = task
+  const total = Math.max(done, done + await countRemaining(run, lastId))
+  await run.save({ total })
+
+  for (let failedInARow = 0; ;) {
+    await run.checkpoint()
+    let attemptConflicts = 0
+    try {
+      const landed = await engine.run(task.startedBy, async (unitOfWork) => {
+        const docs = await unitOfWork.db.selectFrom('document')
+          .select(['id', 'slug', 'title', 'body', 'version'])
+          .where('id', '>', lastId).orderBy('id').limit(REINDEX_BATCH).execute()
+        const to = docs.length === REINDEX_BATCH ? docs.at(-1)!.id : undefined
+        const next = { lastId: docs.at(-1)?.id ?? lastId }
+        unitOfWork.stage(async (transaction) => {
+          // The batch's range must hold exactly the documents read, at the versions read.
+          let query = transaction.selectFrom('document').select(['id', 'version']).where('id', '>', lastId).orderBy('id')
+          if (to !== undefined) query = query.where('id', '<=', to)
+          const now = await query.execute()
+          if (now.length !== docs.length || now.some((row, i) => row.id !== docs[i]!.id || row.version !== docs[i]!.version)) {
+            throw new ConflictError('documents of this batch changed while it was indexed')
+          }
+          await catalog.removeRange(transaction, lastId + 1, to)
+          await catalog.insertMany(transaction, docs.map((doc) => ({ documentId: doc.id, slug: doc.slug, title: doc.title, body: doc.body })))
+          const result = await transaction.updateTable('task').set({
+            done: done + docs.length,
+            total: Math.max(total, done + docs.length),
+            checkpoint: JSON.stringify(next),
+            batches: batches + 1,
+            conflicts: conflicts + attemptConflicts,
+            retries: retries + attemptConflicts,
+            heartbeat_at: new Date().toISOString(),
+          }).where('id', '=', task.id).where('owner', '=', run.env.owner).executeTakeFirst()
+          if (result.numUpdatedRows === 0n) throw new TaskLostError(`task ${task.id} is no longer ours`)
+        })
+        return { count: docs.length, next, last: to === undefined }
+      }, { signal: run.signal, onRetry: () => { attemptConflicts++ } })
+
+      done += landed.count
+      batches++
+      conflicts += attemptConflicts
+      retries += attemptConflicts
+      lastId = landed.next.lastId
+      failedInARow = 0
+      if (landed.last) return { batches, conflicts, retries }
+    } catch (err) {
+      if (!(err instanceof ConflictError)) {
+        // Refused by maintenance mode: wait at the next checkpoint (paused) and try again.
+        if ((err as { code?: string }).code === 'QUIESCE_READ_ONLY' || (err as { code?: string }).code === 'QUIESCE_EXCLUSIVE') continue
+        throw err
+      }
+      // Every attempt of this batch conflicted with concurrent edits.
+      conflicts += attemptConflicts + 1
+      retries += attemptConflicts + 1
+      await run.save({ conflicts, retries })
+      if (++failedInARow >= MAX_FAILED_BATCHES) {
+        throw new Error(`the catalog could not be rebuilt: concurrent edits conflicted with the same batch ${failedInARow} times in a row. Switch the site to Concurrent (read-only) mode and start the reindex again as its maintainer.`)
+      }
+      await sleep(Math.min(20 * failedInARow, 500), undefined, { signal: run.signal })
+    }
+  }
+}
+
+async function countRemaining (run: TaskRun, lastId: number): Promise<number> {
+  if (lastId === 0) return countDocuments(run.env.database.reader)
+  const row = await run.env.database.reader.selectFrom('document')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .where('id', '>', lastId).executeTakeFirstOrThrow()
+  return Number(row.n)
+}
