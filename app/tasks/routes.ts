@@ -87,27 +87,30 @@ const taskRoutes: FastifyPluginAsync = async function taskRoutes (fastify) {
     const sse = reply.sse
     sse.keepAlive()
     let last = ''
-    let timer: NodeJS.Timeout | undefined
-    const close = () => sse.close()
-    streams.add(close)
-    const send = async (task: Task) => {
+    const send = async (task: Task): Promise<boolean> => {
       const data = taskJson(task)
       const text = JSON.stringify(data)
-      if (text === last) return
-      last = text
-      await sse.send({ event: 'progress', data: { ...data, at: new Date().toISOString() } })
-      if (FINISHED_STATES.includes(task.state)) close()
+      if (text !== last) {
+        last = text
+        await sse.send({ event: 'progress', data: { ...data, at: new Date().toISOString() } })
+      }
+      return FINISHED_STATES.includes(task.state)
     }
-    const poll = async () => {
-      const task = await tasks.get(first.id)
-      if (task !== undefined) await send(task)
+    if (await send(first)) {
+      sse.close()
+      return
     }
+    const close = () => sse.close()
+    const timer = setInterval(() => {
+      tasks.get(first.id)
+        .then(async (task) => { if (task === undefined || await send(task)) close() })
+        .catch(close)
+    }, 500)
+    streams.add(close)
     sse.onClose(() => {
       clearInterval(timer)
       streams.delete(close)
     })
-    await send(first)
-    timer = setInterval(() => { poll().catch(() => close()) }, 500)
   })
   fastify.addHook('preClose', async function closeTaskStreams () {
     for (const close of streams) close()
