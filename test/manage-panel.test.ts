@@ -1,0 +1,373 @@
+import type { LightMyRequestResponse } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { formatTime } from '../app/web/view.js'
+import { addUser, basicAuth, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { DATABASE_KINDS } from './helpers/databases.js'
+import { addEmergencyUser, backToNormal, logCount, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
+
+const ROOT = basicAuth('root', 'root-emergency-pw')
+const BOSS = basicAuth('boss', 'boss-password')
+
+/** A `datetime-local` value (UTC, minutes) `hours` from now, and the instant it stands for. */
+function localUntil (hours: number): { form: string, iso: string } {
+  const at = new Date(Math.floor(Date.now() / 60_000) * 60_000 + hours * 3600_000)
+  return { form: at.toISOString().slice(0, 16), iso: at.toISOString() }
+}
+
+describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
+  let site: TestSite
+  let boss: Browser
+  let deputy: Browser
+  let ann: Browser
+
+  beforeAll(async () => {
+    site = await startTestSite(kind)
+    await addUser(site.database, 'boss', 'manager')
+    await addUser(site.database, 'deputy', 'manager')
+    await addUser(site.database, 'ann', 'member')
+    await addEmergencyUser(site, 'root', 'root-emergency-pw')
+    boss = await signIn(site.app, 'boss', 'boss-password')
+    deputy = await signIn(site.app, 'deputy', 'deputy-password')
+    ann = await signIn(site.app, 'ann', 'ann-password')
+  })
+  afterAll(async () => { await site.close() })
+  afterEach(async () => { await backToNormal(site.app, ROOT) })
+
+  function get (url: string, browser?: Browser, headers: Record<string, string> = {}) {
+    return site.app.inject({ url, headers: browser === undefined ? headers : { cookie: browser.cookie, ...headers } })
+  }
+
+  function changeForm (browser: Browser, fields: { mode: string, reason?: string, until?: string, expectedVersion: number }) {
+    return postForm(site.app, browser, '/manage/maintenance', {
+      mode: fields.mode,
+      reason: fields.reason ?? '',
+      until: fields.until ?? '',
+      expectedVersion: String(fields.expectedVersion),
+    })
+  }
+
+  function refusal (response: LightMyRequestResponse): string | undefined {
+    return /<div class="notice error" role="alert" data-testid="refusal"><p>([^<]*)<\/p><\/div>/.exec(response.body)?.[1]
+  }
+
+  function checkedMode (html: string): string | undefined {
+    return /<input type="radio" name="mode" value="(\w+)"[^>]*\schecked>/.exec(html)?.[1]
+  }
+
+  async function userRow (username: string) {
+    return site.database.writer.selectFrom('app_user').selectAll().where('username', '=', username).executeTakeFirst()
+  }
+
+  describe('who may see it', () => {
+    it('a visitor gets the 401 page with a Sign in link, a member the 403 page; JSON clients get JSON', async () => {
+      for (const url of ['/manage', '/manage/log', '/manage/users']) {
+        const visitor = await get(url)
+        expect(visitor.statusCode, url).toBe(401)
+        expect(visitor.headers['content-type']).toBe('text/html; charset=utf-8')
+        const visitorMain = mainOf(visitor.body)
+        expect(visitorMain).toContain('<p class="notice error" role="alert">Sign in to do this</p>')
+        expect(visitorMain).toContain(`<a class="button" href="/login?next=${encodeURIComponent(url)}">Sign in</a>`)
+        expect(visitorMain).toContain('<code>QUIESCE_UNAUTHORIZED</code>')
+        expect(visitorMain).not.toContain('Control panel')
+
+        const member = await get(url, ann)
+        expect(member.statusCode, url).toBe(403)
+        const memberMain = mainOf(member.body)
+        expect(memberMain).toContain('<p class="notice error" role="alert">Only managers may do this</p>')
+        expect(memberMain).toContain('<code>QUIESCE_FORBIDDEN</code>')
+        expect(memberMain).not.toContain('Control panel')
+        // The member's navigation has no link to it either.
+        expect(member.body).not.toContain('<a href="/manage"')
+      }
+      const json = await get('/manage', ann, { accept: 'application/json' })
+      expect(json.statusCode).toBe(403)
+      expect(json.json()).toEqual({ statusCode: 403, code: 'QUIESCE_FORBIDDEN', error: 'Forbidden', message: 'Only managers may do this' })
+    })
+
+    it('a change posted by a member or a visitor shows them no panel and changes nothing', async () => {
+      const before = await stateRow(site.database)
+      const member = await changeForm(ann, { mode: 'exclusive', reason: 'mine now', expectedVersion: before.version })
+      expect(member.statusCode).toBe(403)
+      expect(mainOf(member.body)).not.toContain('Control panel')
+
+      const visitor = await site.app.inject({
+        method: 'POST',
+        url: '/manage/maintenance',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `mode=exclusive&reason=&until=&expectedVersion=${before.version}`,
+      })
+      // Refused by the CSRF check, which runs before requireManager: the error page, not the panel.
+      expect(visitor.statusCode).toBe(403)
+      const visitorMain = mainOf(visitor.body)
+      expect(visitorMain).toContain('<code>QUIESCE_CSRF_INVALID</code>')
+      expect(visitorMain).not.toContain('Control panel')
+      expect(visitorMain).not.toContain('test-instance')
+      expect(await stateRow(site.database)).toEqual(before)
+    })
+  })
+
+  describe('the maintenance state and its control', () => {
+    it('shows mode, maintainer, reason, since, version, the three options and this instance', async () => {
+      const state = await stateRow(site.database)
+      const response = await get('/manage', boss)
+      expect(response.statusCode).toBe(200)
+      expect(response.headers['quiesce-mode']).toBe('normal')
+      const main = mainOf(response.body)
+      expect(main).toContain('<h1>Control panel</h1>')
+      expect(main).toContain('<p class="mode-now mode-normal" data-testid="current-mode">Normal</p>')
+      expect(main).toContain('<dt>Maintainer</dt><dd data-testid="maintainer">—</dd>')
+      expect(main).toContain('<dt>Reason</dt><dd>—</dd>')
+      expect(main).toContain(`<dt>Since</dt><dd><time datetime="${state.since}">${formatTime(state.since)}</time></dd>`)
+      expect(main).toContain(`<dt>Version</dt><dd data-testid="state-version">${state.version}</dd>`)
+      expect(main).toContain(`<input type="hidden" name="expectedVersion" value="${state.version}">`)
+      expect(main).toMatch(/<input type="radio" name="mode" value="normal"[^>]*>/)
+      expect(main).toMatch(/<input type="radio" name="mode" value="concurrent"[^>]*>/)
+      expect(main).toMatch(/<input type="radio" name="mode" value="exclusive"[^>]*>/)
+      expect(main.match(/type="radio" name="mode"/g)).toHaveLength(3)
+      expect(checkedMode(main)).toBe('normal')
+      for (const label of ['Normal', 'Concurrent (read-only)', 'Exclusive']) expect(main).toMatch(new RegExp(`<strong[^>]*>${label.replace(/[()]/g, '\\$&')}</strong>`))
+      expect(main).toContain('<input id="until" name="until" type="datetime-local" value="">')
+      expect(main).toMatch(/<tbody data-instance-rows>\s*<tr class="">\s*<td>test-instance<\/td>/)
+      expect(main).toContain(`${state.version} ✓ applied`)
+    })
+
+    it('a manager switches with the form: 303 to /manage?changed=1, the state and a web log row, the panel says done', async () => {
+      const { version } = await readState(site.app)
+      const logged = await logCount(site.database)
+      const until = localUntil(50)
+
+      const response = await changeForm(boss, { mode: 'concurrent', reason: 'Nightly reindex', until: until.form, expectedVersion: version })
+
+      expect(response.statusCode).toBe(303)
+      expect(response.headers.location).toBe('/manage?changed=1')
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'concurrent', maintainer: 'boss', reason: 'Nightly reindex', until: until.iso, version: version + 1, changed_by: 'boss' })
+      expect(await logRowsAfter(site.database, logged)).toEqual([expect.objectContaining({
+        actor: 'boss',
+        channel: 'web',
+        instance: 'test-instance',
+        from_mode: 'normal',
+        to_mode: 'concurrent',
+        reason: 'Nightly reindex',
+        until: until.iso,
+        expected_version: version,
+        new_version: version + 1,
+        outcome: 'applied',
+        detail: null,
+      })])
+
+      const panel = await get('/manage?changed=1', boss)
+      const main = mainOf(panel.body)
+      expect(main).toContain(`<p class="notice success" role="status">Done: the site is now <strong>Concurrent (read-only)</strong> (version ${version + 1}).</p>`)
+      expect(main).toContain('<p class="mode-now mode-concurrent" data-testid="current-mode">Concurrent (read-only)</p>')
+      expect(main).toContain('<dd data-testid="maintainer">boss</dd>')
+      expect(main).toContain('<dt>Reason</dt><dd>Nightly reindex</dd>')
+      expect(main).toContain(`<dt>Expected end</dt><dd><time datetime="${until.iso}">${formatTime(until.iso)}</time></dd>`)
+      expect(checkedMode(main)).toBe('concurrent')
+      expect(main).toContain('<input id="reason" name="reason" type="text" maxlength="500" value="Nightly reindex">')
+      expect(main).toContain(`<input id="until" name="until" type="datetime-local" value="${until.form}">`)
+      expect(main).toContain('<td>boss</td>\n      <td>web</td>\n      <td>normal → concurrent')
+      expect(panel.body).toContain('<span data-banner="reason">: Nightly reindex</span>')
+
+      const back = await changeForm(boss, { mode: 'normal', expectedVersion: version + 1 })
+      expect(back.statusCode).toBe(303)
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'normal', maintainer: null, reason: null, until: null })
+    })
+
+    it('another manager is refused with a 403 panel that names the maintainer and keeps what was typed; the log has it', async () => {
+      const switched = await switchTo(site.app, BOSS, 'concurrent', { reason: 'Reindexing' })
+      const logged = await logCount(site.database)
+
+      const response = await changeForm(deputy, { mode: 'exclusive', reason: 'Deputy wants exclusive', expectedVersion: switched.version })
+
+      expect(response.statusCode).toBe(403)
+      expect(refusal(response)).toBe('Not changed: boss switched the site to concurrent and is its maintainer now, so only boss or the emergency user may change it.')
+      const main = mainOf(response.body)
+      expect(checkedMode(main)).toBe('exclusive')
+      expect(main).toContain('<input id="reason" name="reason" type="text" maxlength="500" value="Deputy wants exclusive">')
+      expect(main).toContain('<dd data-testid="maintainer">boss</dd>')
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'concurrent', maintainer: 'boss', version: switched.version })
+      expect(await logRowsAfter(site.database, logged)).toEqual([expect.objectContaining({
+        actor: 'deputy', channel: 'web', from_mode: 'concurrent', to_mode: 'exclusive', outcome: 'refused', new_version: null, detail: 'the maintainer is boss',
+      })])
+    })
+
+    it('a change from a stale page is refused with a 409 panel that says someone else changed it, with the new version to retry', async () => {
+      const { version: seen } = await readState(site.app)
+      await switchTo(site.app, BOSS, 'concurrent', { reason: 'Changed meanwhile' })
+      const logged = await logCount(site.database)
+
+      const response = await changeForm(boss, { mode: 'exclusive', reason: 'From an old page', expectedVersion: seen })
+
+      expect(response.statusCode).toBe(409)
+      expect(refusal(response)).toBe(`Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${seen + 1}, concurrent). Check the state below and apply your change again if it still makes sense.`)
+      const main = mainOf(response.body)
+      expect(main).toContain(`<input type="hidden" name="expectedVersion" value="${seen + 1}">`)
+      expect(checkedMode(main)).toBe('exclusive')
+      expect(main).toContain('value="From an old page"')
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'concurrent', version: seen + 1 })
+      expect(await logRowsAfter(site.database, logged)).toEqual([expect.objectContaining({
+        actor: 'boss', channel: 'web', outcome: 'refused', expected_version: seen, detail: `based on version ${seen}, but it is at ${seen + 1}`,
+      })])
+    })
+
+    it('an expected end in the past is refused with a 400 panel that says why', async () => {
+      const { version } = await readState(site.app)
+      const past = localUntil(-2)
+      const response = await changeForm(boss, { mode: 'concurrent', reason: 'Late', until: past.form, expectedVersion: version })
+      expect(response.statusCode).toBe(400)
+      expect(refusal(response)).toBe('Not changed: the expected end must be in the future')
+      expect(mainOf(response.body)).toContain(`<input id="until" name="until" type="datetime-local" value="${past.form}">`)
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'normal', version })
+      const [row] = await logRowsAfter(site.database, (await logCount(site.database)) - 1)
+      expect(row).toMatchObject({ actor: 'boss', channel: 'web', outcome: 'refused', until: past.iso })
+    })
+
+    it('normal to normal is refused with a 400 panel', async () => {
+      const { version } = await readState(site.app)
+      const response = await changeForm(boss, { mode: 'normal', expectedVersion: version })
+      expect(response.statusCode).toBe(400)
+      expect(refusal(response)).toBe('Not changed: the site is already in normal mode')
+    })
+  })
+
+  describe('the log page', () => {
+    it('lists applied and refused attempts, newest first, 50 a page, with a link to older ones', async () => {
+      const { version } = await readState(site.app)
+      await changeForm(deputy, { mode: 'concurrent', reason: 'stale on purpose', expectedVersion: version + 7 })
+      await switchTo(site.app, BOSS, 'concurrent', { reason: 'Logged reason' })
+      await switchTo(site.app, BOSS, 'normal')
+      const now = new Date().toISOString()
+      const filler = Array.from({ length: 60 }, (_, index) => ({
+        at: now,
+        actor: `filler-${String(index).padStart(2, '0')}`,
+        channel: 'cli' as const,
+        instance: 'elsewhere',
+        from_mode: 'normal' as const,
+        to_mode: 'concurrent',
+        reason: null,
+        until: null,
+        expected_version: 1,
+        new_version: null,
+        outcome: 'refused' as const,
+        detail: 'filler',
+      }))
+      // Older than the attempts above would be ideal, but ids only grow; the fillers are the newest.
+      await site.database.writer.insertInto('maintenance_log').values(filler).execute()
+      const ids = (await site.database.writer.selectFrom('maintenance_log').select('id').orderBy('id', 'desc').execute()).map((row) => row.id)
+
+      const first = await get('/manage/log', boss)
+      expect(first.statusCode).toBe(200)
+      const firstMain = mainOf(first.body)
+      expect(firstMain).toContain('<h1>Maintenance log</h1>')
+      expect(firstMain.match(/<tr class="outcome-/g)).toHaveLength(50)
+      expect(firstMain).toContain('<td>filler-59</td>')
+      expect(firstMain).toContain('<td>filler-10</td>')
+      expect(firstMain).not.toContain('<td>filler-09</td>')
+      expect(firstMain.indexOf('filler-59')).toBeLessThan(firstMain.indexOf('filler-58'))
+      expect(firstMain).toContain(`<a rel="next" href="/manage/log?before=${ids[49]}">Older →</a>`)
+
+      const second = await get(`/manage/log?before=${ids[49]}`, boss)
+      const secondMain = mainOf(second.body)
+      expect(secondMain.match(/<tr class="outcome-/g)).toHaveLength(Math.min(50, ids.length - 50))
+      expect(secondMain).toContain('<td>filler-09</td>')
+      expect(secondMain).toContain('<td>filler-00</td>')
+      expect(secondMain).not.toContain('<td>filler-10</td>')
+      // The attempts made through the panel and the API, applied and refused, with their details.
+      expect(secondMain).toContain('<tr class="outcome-refused">')
+      expect(secondMain).toMatch(/<td>deputy<\/td>\s*<td>web<\/td>\s*<td>normal → concurrent<\/td>\s*<td><strong>refused<\/strong>: based on version \d+, but it is at \d+<\/td>/)
+      expect(secondMain).toMatch(/<td>boss<\/td>\s*<td>api<\/td>\s*<td>normal → concurrent <span class="meta">\(v\d+\)<\/span><\/td>\s*<td><strong>applied<\/strong><\/td>\s*<td>Logged reason<\/td>/)
+      expect(secondMain).toContain('<tr class="outcome-applied">')
+      if (ids.length <= 100) expect(secondMain).not.toContain('Older →')
+    })
+  })
+
+  describe('users', () => {
+    it('lists the users with their roles', async () => {
+      const response = await get('/manage/users', boss)
+      expect(response.statusCode).toBe(200)
+      const main = mainOf(response.body)
+      for (const [name, role] of [['ann', 'member'], ['boss', 'manager'], ['deputy', 'manager']]) {
+        expect(main).toMatch(new RegExp(`<td>${name}</td>\\s*<td>${role}</td>`))
+      }
+      expect(main.indexOf('<td>ann</td>')).toBeLessThan(main.indexOf('<td>boss</td>'))
+    })
+
+    it('adds a user, who can then sign in', async () => {
+      const response = await postForm(site.app, boss, '/manage/users', { username: 'carol', password: 'carol-password', role: 'member' })
+      expect(response.statusCode).toBe(303)
+      expect(response.headers.location).toBe('/manage/users?added=carol')
+      expect(await userRow('carol')).toMatchObject({ username: 'carol', role: 'member', version: 1 })
+      const page = await get('/manage/users?added=carol', boss)
+      expect(mainOf(page.body)).toContain('<p class="notice success" role="status">Added <strong>carol</strong>.</p>')
+      expect(mainOf(page.body)).toMatch(/<td>carol<\/td>\s*<td>member<\/td>/)
+      await signIn(site.app, 'carol', 'carol-password')
+    })
+
+    it('refuses bad input with 400, the messages next to the fields, and the name kept', async () => {
+      const response = await postForm(site.app, boss, '/manage/users', { username: 'Bad Name!', password: 'short', role: 'member' })
+      expect(response.statusCode).toBe(400)
+      const main = mainOf(response.body)
+      expect(main).toContain('<p class="field-error" id="username-error">User name must be 2–40 characters: lower-case letters, digits, dot, dash or underscore, starting with a letter or digit.</p>')
+      expect(main).toContain('<p class="field-error" id="password-error">Password must be at least 8 characters.</p>')
+      expect(main).toContain('value="Bad Name!" aria-invalid="true" aria-describedby="username-error"')
+      expect(await userRow('Bad Name!')).toBeUndefined()
+
+      const taken = await postForm(site.app, boss, '/manage/users', { username: 'ann', password: 'another-password', role: 'manager' })
+      expect(taken.statusCode).toBe(400)
+      expect(mainOf(taken.body)).toContain('<p class="field-error" id="username-error">User name is already taken.</p>')
+      expect(mainOf(taken.body)).toContain('<option value="manager" selected>Manager</option>')
+      expect(await userRow('ann')).toMatchObject({ role: 'member' })
+    })
+
+    it('refuses a role that does not exist with 400 and says so', async () => {
+      const response = await postForm(site.app, boss, '/manage/users', { username: 'dave', password: 'dave-password', role: 'admin' })
+      expect(response.statusCode).toBe(400)
+      expect(mainOf(response.body)).toContain('<p class="field-error" id="role-error">Role must be member or manager.</p>')
+      expect(await userRow('dave')).toBeUndefined()
+    })
+
+    it('changes a role, judged against the version the page showed', async () => {
+      await addUser(site.database, 'erin', 'member')
+      const before = (await userRow('erin'))!
+      const response = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'manager', version: String(before.version) })
+      expect(response.statusCode).toBe(303)
+      expect(response.headers.location).toBe('/manage/users')
+      expect(await userRow('erin')).toMatchObject({ role: 'manager', version: before.version + 1 })
+
+      const stale = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'member', version: String(before.version) })
+      expect(stale.statusCode).toBe(409)
+      expect(mainOf(stale.body)).toContain('<code>QUIESCE_CONFLICT</code>')
+      expect(await userRow('erin')).toMatchObject({ role: 'manager', version: before.version + 1 })
+
+      const back = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'member', version: String(before.version + 1) })
+      expect(back.statusCode).toBe(303)
+      expect(await userRow('erin')).toMatchObject({ role: 'member' })
+    })
+
+    it('refuses to take the manager role from the last manager', async () => {
+      const managers = await site.database.writer.selectFrom('app_user').select(['username', 'version']).where('role', '=', 'manager').orderBy('username').execute()
+      const others = managers.filter((manager) => manager.username !== 'boss')
+      for (const other of others) {
+        expect((await postForm(site.app, boss, `/manage/users/${other.username}/role`, { role: 'member', version: String(other.version) })).statusCode).toBe(303)
+      }
+      const last = (await userRow('boss'))!
+      const response = await postForm(site.app, boss, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
+      expect(response.statusCode).toBe(400)
+      const main = mainOf(response.body)
+      expect(main).toContain('<li><strong>role</strong> cannot be taken from boss: the site needs at least one manager</li>')
+      expect(main).toContain('<code>QUIESCE_INVALID_INPUT</code>')
+      expect(await userRow('boss')).toMatchObject({ role: 'manager', version: last.version })
+
+      for (const other of others) {
+        const row = (await userRow(other.username))!
+        expect((await postForm(site.app, boss, `/manage/users/${other.username}/role`, { role: 'manager', version: String(row.version) })).statusCode).toBe(303)
+      }
+    })
+
+    it('an unknown user is 404', async () => {
+      const response = await postForm(site.app, boss, '/manage/users/nobody/role', { role: 'manager' })
+      expect(response.statusCode).toBe(404)
+      expect(mainOf(response.body)).toContain('There is no user &quot;nobody&quot;')
+    })
+  })
+})
