@@ -1,3 +1,6 @@
+import { createWriteStream } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { finished } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
 import { findPrincipal } from '../auth/authenticate.js'
@@ -11,6 +14,8 @@ import { openDatabase, type Database } from '../db/database.js'
 import { classifyDatabaseError } from '../db/errors.js'
 import { changeMaintenanceState, kyselyMaintenanceStore, MODE_LABELS, isMode, type MaintenanceState } from '../maintenance/index.js'
 import { serve } from '../server.js'
+import { importExport, writeExport } from '../tasks/export.js'
+import { runReindex } from './reindex.js'
 import { CommandError, println, readPassword, UsageError, type CliIo } from './io.js'
 
 export const USAGE = `Usage: quiesce <command> [options]
@@ -22,6 +27,10 @@ Commands:
   user passwd NAME                       change a user's password
   emergency-user NAME                    write or replace the emergency user in the access file
   seed --docs N                          add N generated documents
+  reindex [--as NAME]                    rebuild the catalog, with a progress bar; runs as NAME
+                                         (default: the maintainer during maintenance)
+  export FILE                            write a consistent snapshot of all data (- for stdout)
+  import FILE                            load an export into a new, empty database
   status [--json]                        the maintenance state and the instances
   mode MODE --as NAME [--reason TEXT] [--until ISO-8601]
                                          switch to normal, concurrent or exclusive as NAME
@@ -58,6 +67,47 @@ async function newPassword (io: CliIo, prompt: string): Promise<string> {
 }
 
 const COMMANDS: Record<string, Command> = {
+  reindex: {
+    options: { as: { type: 'string' } },
+    async run ({ positionals, values, config, io }) {
+      exactly(positionals, 0, 'reindex [--as NAME]')
+      return runReindex(config, io, typeof values.as === 'string' ? values.as : undefined)
+    },
+  },
+
+  export: {
+    async run ({ positionals, config, io }) {
+      const [file] = exactly(positionals, 1, 'export FILE')
+      const summary = await withDatabase(config, async (database) => {
+        if (file === '-') return writeExport(database, io.stdout as NodeJS.WritableStream & import('node:stream').Writable)
+        const output = createWriteStream(file!, { mode: 0o600 })
+        try {
+          const written = await writeExport(database, output)
+          output.end()
+          await finished(output)
+          return written
+        } catch (err) {
+          output.destroy()
+          await rm(file!, { force: true })
+          throw err
+        }
+      })
+      const rows = Object.entries(summary.rows).map(([table, n]) => `${n} ${table}`).join(', ')
+      println(io.stderr, `exported ${rows} up to commit ${summary.lastCommit} (${summary.bytes} bytes)`)
+      return 0
+    },
+  },
+
+  import: {
+    async run ({ positionals, config, io }) {
+      const [file] = exactly(positionals, 1, 'import FILE')
+      const summary = await withDatabase(config, (database) => importExport(database, catalogFor(database.kind), file!))
+      const rows = Object.entries(summary.rows).map(([table, n]) => `${n} ${table}`).join(', ')
+      println(io.stdout, `imported ${rows} (export up to commit ${summary.lastCommit}); the catalog was rebuilt`)
+      return 0
+    },
+  },
+
   status: {
     options: { json: { type: 'boolean' } },
     async run ({ positionals, values, config, io }) {
