@@ -41,6 +41,10 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       maintenance: 'always-open',
       rateLimit: {
         ...LOGIN_RATE_LIMIT,
+        // Per address and account: guessing one account's password is slow, and people who
+        // share an address (an office, a test runner) do not lock each other out.
+        hook: 'preValidation',
+        keyGenerator: (request) => `${request.ip}|${String((request.body as LoginBody | undefined)?.username ?? '').trim().toLowerCase()}`,
         errorResponseBuilder: (_request, context) => new RateLimitedError(`in ${Math.ceil(context.ttl / 1000)} seconds`),
       },
     },

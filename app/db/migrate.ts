@@ -1,5 +1,5 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
-import { maintenanceMigration } from '../maintenance/migration.js'
+import { maintenanceMigration, maintenanceWindowsMigration } from '../maintenance/migration.js'
 import * as foundation from './migrations/2026-11-22-foundation.js'
 import * as tasks from './migrations/2026-11-23-tasks.js'
 
@@ -8,6 +8,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22-foundation': foundation,
   '2026-11-22-maintenance': maintenanceMigration,
   '2026-11-23-tasks': tasks,
+  '2026-11-23-maintenance-windows': maintenanceWindowsMigration,
 }
 
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResultSet> {

@@ -10,9 +10,9 @@ import {
 import type { InstanceRecord, LogEntry, MaintenanceStore } from './store.js'
 
 export { MAINTENANCE_ERRORS } from './errors.js'
-export { maintenanceMigration } from './migration.js'
+export { maintenanceMigration, maintenanceWindowsMigration } from './migration.js'
 export { postgresNotifications, pollingSignal, type ChangeSignal } from './change-signals.js'
-export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type InstanceRecord } from './store.js'
+export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type InstanceRecord, type MaintenanceWindow, type WindowState } from './store.js'
 export * from './state.js'
 
 /**
@@ -181,6 +181,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
 
   // The gate: no database query, nothing but a comparison unless the site is exclusive.
   fastify.addHook('onRequest', function maintenanceGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    // Set here too for responses that bypass onSend (event streams).
     reply.header('quiesce-mode', state.mode)
     const unsafe = UNSAFE_METHODS.has(request.method)
     ;(request as TrackedRequest)[kTracked] = unsafe ? 'write' : 'request'
@@ -204,11 +205,11 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   fastify.addHook('onResponse', async function untrackRequest (request) { untrack(request) })
   fastify.addHook('onRequestAbort', async function untrackAbortedRequest (request) { untrack(request) })
 
-  // A 503 always says what mode caused it and when to come back, wherever it was raised.
-  fastify.addHook('onSend', async function describeUnavailable (_request, reply) {
-    if (reply.statusCode !== 503) return
+  // Every response says the mode, as it is when the response leaves (also after a hook that
+  // ran before the gate refused the request); every 503 says when to come back.
+  fastify.addHook('onSend', async function describeMode (_request, reply) {
     reply.header('quiesce-mode', state.mode)
-    if (!reply.hasHeader('retry-after')) reply.header('retry-after', retryAfter())
+    if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', retryAfter())
   })
 
   function isAlwaysOpen (request: FastifyRequest): boolean {

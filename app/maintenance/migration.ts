@@ -56,3 +56,27 @@ export const maintenanceMigration: Migration = {
     await db.schema.dropTable('maintenance_state').execute()
   },
 }
+
+/** Scheduled maintenance windows (added after the first release of the plugin's tables). */
+export const maintenanceWindowsMigration: Migration = {
+  async up (db: Kysely<any>) {
+    const sqlite = db.getExecutor().adapter instanceof SqliteAdapter
+    await db.schema.createTable('maintenance_window')
+      .addColumn('id', sqlite ? 'integer' : 'serial', (c) => sqlite ? c.primaryKey().autoIncrement() : c.primaryKey())
+      .addColumn('mode', 'text', (c) => c.notNull().check(sql`mode in ('concurrent', 'exclusive')`))
+      .addColumn('reason', 'text')
+      .addColumn('starts_at', 'text', (c) => c.notNull())
+      .addColumn('ends_at', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull().check(sql`state in ('scheduled', 'active', 'done', 'cancelled', 'skipped')`))
+      .addColumn('started_version', 'integer')
+      .addColumn('note', 'text')
+      .execute()
+    await db.schema.createIndex('maintenance_window_state').on('maintenance_window').columns(['state', 'starts_at']).execute()
+  },
+
+  async down (db: Kysely<any>) {
+    await db.schema.dropTable('maintenance_window').execute()
+  },
+}

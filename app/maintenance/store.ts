@@ -1,4 +1,4 @@
-import { SqliteAdapter, sql, type Generated, type Kysely, type Transaction } from 'kysely'
+import { SqliteAdapter, sql, type Generated, type Kysely, type Selectable, type Transaction } from 'kysely'
 import type { Channel, ChangeDecision, MaintenanceState, Mode } from './state.js'
 
 /** The plugin's tables; an application's Kysely `DB` type includes them (see migration.ts). */
@@ -29,6 +29,19 @@ export interface MaintenanceTables {
     outcome: 'applied' | 'refused'
     detail: string | null
   }
+  maintenance_window: {
+    id: Generated<number>
+    mode: Mode
+    reason: string | null
+    starts_at: string
+    ends_at: string
+    created_by: string
+    created_at: string
+    state: WindowState
+    /** The state version the scheduler set at the start; the end only undoes that version. */
+    started_version: number | null
+    note: string | null
+  }
   maintenance_instance: {
     id: string
     address: string | null
@@ -38,6 +51,29 @@ export interface MaintenanceTables {
     requests_in_flight: number
     writes_in_flight: number
   }
+}
+
+export type WindowState = 'scheduled' | 'active' | 'done' | 'cancelled' | 'skipped'
+
+/** A scheduled maintenance window: the scheduler switches at its start and back at its end. */
+export interface MaintenanceWindow {
+  id: number
+  mode: Mode
+  reason: string | null
+  startsAt: string
+  endsAt: string
+  createdBy: string
+  createdAt: string
+  state: WindowState
+  startedVersion: number | null
+  note: string | null
+}
+
+/** What the scheduler does at a window's start or end, given the state it finds. */
+export interface WindowSwitch {
+  /** The change to make, or null to leave the state as it is. */
+  change: { attempt: ChangeAttempt, decision: ChangeDecision } | null
+  note: string | null
 }
 
 export interface LogEntry {
@@ -90,6 +126,16 @@ export interface MaintenanceStore {
    * writes the attempt to the audit log either way; all in one transaction.
    */
   change (attempt: ChangeAttempt, decide: (current: MaintenanceState) => ChangeDecision): Promise<{ previous: MaintenanceState, decision: ChangeDecision }>
+  /**
+   * A scheduled switch: in one transaction, claims the window (`from` → `to`, a compare-and-set
+   * so that one instance wins), then changes the state like {@link change} unless `decide`
+   * returns null. Returns undefined when another instance claimed the window first.
+   */
+  switchForWindow (windowId: number, from: WindowState, to: WindowState, plan: (current: MaintenanceState) => WindowSwitch): Promise<{ previous: MaintenanceState, decision: ChangeDecision | null } | undefined>
+  windows (options: { from?: string, states?: WindowState[], limit?: number }): Promise<MaintenanceWindow[]>
+  scheduleWindow (window: Pick<MaintenanceWindow, 'mode' | 'reason' | 'startsAt' | 'endsAt' | 'createdBy'>): Promise<MaintenanceWindow>
+  /** Cancels a window that has not started; false when it had. */
+  cancelWindow (id: number): Promise<boolean>
   log (limit: number, beforeId?: number): Promise<LogEntry[]>
   heartbeat (instance: InstanceRecord, dropOlderThan: string): Promise<void>
   instances (): Promise<InstanceRecord[]>
@@ -100,6 +146,21 @@ export interface MaintenanceStore {
 export const NOTIFY_CHANNEL = 'quiesce_maintenance'
 
 type StateRow = MaintenanceTables['maintenance_state']
+
+function toWindow (row: Selectable<MaintenanceTables['maintenance_window']>): MaintenanceWindow {
+  return {
+    id: row.id,
+    mode: row.mode,
+    reason: row.reason,
+    startsAt: row.starts_at,
+    endsAt: row.ends_at,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    state: row.state,
+    startedVersion: row.started_version,
+    note: row.note,
+  }
+}
 
 function toState (row: StateRow): MaintenanceState {
   return {
@@ -131,49 +192,99 @@ export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: K
     return toState(row)
   }
 
+  async function changeIn (transaction: Transaction<MaintenanceTables>, attempt: ChangeAttempt, decide: (current: MaintenanceState) => ChangeDecision) {
+    const previous = await readState(transaction, 'update')
+    const decision = decide(previous)
+    const now = decision.outcome === 'applied' ? decision.state.changedAt : new Date().toISOString()
+    if (decision.outcome === 'applied') {
+      const next = decision.state
+      await transaction.updateTable('maintenance_state').set({
+        mode: next.mode,
+        maintainer: next.maintainer,
+        reason: next.reason,
+        since: next.since,
+        until: next.until,
+        version: next.version,
+        changed_by: next.changedBy,
+        changed_at: next.changedAt,
+      }).where('id', '=', 1).execute()
+      // Delivered to every listening instance when (and only if) this transaction commits.
+      if (postgres) await sql`select pg_notify(${NOTIFY_CHANNEL}, ${String(next.version)})`.execute(transaction)
+    }
+    await transaction.insertInto('maintenance_log').values({
+      at: now,
+      actor: attempt.actor,
+      channel: attempt.channel,
+      instance: attempt.instance,
+      from_mode: previous.mode,
+      to_mode: attempt.toMode,
+      reason: attempt.reason,
+      until: attempt.until,
+      expected_version: attempt.expectedVersion,
+      new_version: decision.outcome === 'applied' ? decision.state.version : null,
+      outcome: decision.outcome,
+      detail: decision.outcome === 'applied'
+        ? (decision.takeoverFrom !== null ? `took over from ${decision.takeoverFrom}` : null)
+        : decision.detail,
+    }).execute()
+    return { previous, decision }
+  }
+
   return {
     read: () => readState(db, null),
 
     readInTransaction: (transaction) => readState(transaction as Transaction<MaintenanceTables>, 'share'),
 
     async change (attempt, decide) {
+      return db.transaction().execute((transaction) => changeIn(transaction, attempt, decide))
+    },
+
+    async switchForWindow (windowId, from, to, plan) {
       return db.transaction().execute(async (transaction) => {
-        const previous = await readState(transaction, 'update')
-        const decision = decide(previous)
-        const now = decision.outcome === 'applied' ? decision.state.changedAt : new Date().toISOString()
-        if (decision.outcome === 'applied') {
-          const next = decision.state
-          await transaction.updateTable('maintenance_state').set({
-            mode: next.mode,
-            maintainer: next.maintainer,
-            reason: next.reason,
-            since: next.since,
-            until: next.until,
-            version: next.version,
-            changed_by: next.changedBy,
-            changed_at: next.changedAt,
-          }).where('id', '=', 1).execute()
-          // Delivered to every listening instance when (and only if) this transaction commits.
-          if (postgres) await sql`select pg_notify(${NOTIFY_CHANNEL}, ${String(next.version)})`.execute(transaction)
-        }
-        await transaction.insertInto('maintenance_log').values({
-          at: now,
-          actor: attempt.actor,
-          channel: attempt.channel,
-          instance: attempt.instance,
-          from_mode: previous.mode,
-          to_mode: attempt.toMode,
-          reason: attempt.reason,
-          until: attempt.until,
-          expected_version: attempt.expectedVersion,
-          new_version: decision.outcome === 'applied' ? decision.state.version : null,
-          outcome: decision.outcome,
-          detail: decision.outcome === 'applied'
-            ? (decision.takeoverFrom !== null ? `took over from ${decision.takeoverFrom}` : null)
-            : decision.detail,
-        }).execute()
-        return { previous, decision }
+        const claimed = await transaction.updateTable('maintenance_window').set({ state: to })
+          .where('id', '=', windowId).where('state', '=', from).executeTakeFirst()
+        if (claimed.numUpdatedRows === 0n) return undefined
+        const current = await readState(transaction, 'update')
+        const { change, note } = plan(current)
+        const outcome = change === null
+          ? { previous: current, decision: null }
+          : await changeIn(transaction, change.attempt, () => change.decision)
+        const decision = outcome.decision
+        await transaction.updateTable('maintenance_window').set({
+          ...(decision?.outcome === 'applied' && to === 'active' ? { started_version: decision.state.version } : {}),
+          ...(decision?.outcome === 'refused' ? { state: 'skipped' as const } : {}),
+          note,
+        }).where('id', '=', windowId).execute()
+        return outcome
       })
+    },
+
+    async windows ({ from, states, limit = 50 }) {
+      let query = db.selectFrom('maintenance_window').selectAll().orderBy('starts_at').orderBy('id').limit(limit)
+      if (from !== undefined) query = query.where('ends_at', '>', from)
+      if (states !== undefined) query = query.where('state', 'in', states)
+      return (await query.execute()).map(toWindow)
+    },
+
+    async scheduleWindow (window) {
+      const row = await db.insertInto('maintenance_window').values({
+        mode: window.mode,
+        reason: window.reason,
+        starts_at: window.startsAt,
+        ends_at: window.endsAt,
+        created_by: window.createdBy,
+        created_at: new Date().toISOString(),
+        state: 'scheduled',
+        started_version: null,
+        note: null,
+      }).returningAll().executeTakeFirstOrThrow()
+      return toWindow(row)
+    },
+
+    async cancelWindow (id) {
+      const result = await db.updateTable('maintenance_window').set({ state: 'cancelled' })
+        .where('id', '=', id).where('state', '=', 'scheduled').executeTakeFirst()
+      return result.numUpdatedRows > 0n
     },
 
     async log (limit, beforeId) {
