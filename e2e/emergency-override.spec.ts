@@ -45,8 +45,8 @@ test('Emergency user override', async ({ browser, page: maria }) => {
   await expectMaintenancePage(felix, reason)
   await expect(felix.getByRole('heading', { name: 'Control panel' })).toHaveCount(0)
 
-  // Manager B cannot change the mode through the API either: the exclusive gate refuses the
-  // request before it is judged, although it is well-formed (session cookie and CSRF token).
+  // Manager B cannot change the mode through the API either: the change is judged by the rules
+  // (the state change is open in every mode) and refused, naming the maintainer.
   const before = await felix.request.get('/api/maintenance')
   expect(before.status()).toBe(200)
   const closed = await before.json() as { mode: string, version: number, maintainer: string | null }
@@ -56,8 +56,8 @@ test('Emergency user override', async ({ browser, page: maria }) => {
     headers: { 'x-csrf-token': csrfToken },
     data: { mode: 'normal', expectedVersion: closed.version },
   })
-  expect(refused.status()).toBe(503)
-  expect(await refused.json()).toMatchObject({ statusCode: 503, code: 'QUIESCE_EXCLUSIVE' })
+  expect(refused.status()).toBe(403)
+  expect(await refused.json()).toMatchObject({ statusCode: 403, code: 'QUIESCE_NOT_MAINTAINER', maintainer: users.maria.name })
   const after = await (await felix.request.get('/api/maintenance')).json() as unknown
   expect(after).toMatchObject({ mode: 'exclusive', version: closed.version, maintainer: users.maria.name })
 
@@ -87,6 +87,9 @@ test('Emergency user override', async ({ browser, page: maria }) => {
   await expect(takeOver).toHaveCount(1)
   await expect(takeOver).toContainText(users.rescue.name)
   await expect(takeOver).toContainText('exclusive → normal')
+  const refusedRow = rescue.getByRole('row').filter({ hasText: users.felix.name }).filter({ hasText: 'refused' })
+  await expect(refusedRow).toHaveCount(1)
+  await expect(refusedRow).toContainText(`the maintainer is ${users.maria.name}`)
   const closing = rescue.getByRole('row').filter({ hasText: 'normal → exclusive' }).filter({ hasText: reason })
   await expect(closing).toContainText(users.maria.name)
 
