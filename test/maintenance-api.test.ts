@@ -82,6 +82,8 @@ describe.each(DATABASE_KINDS)('the maintenance JSON API on %s', (kind) => {
       const response = await putState(site.app, BOSS, { mode: 'concurrent', reason: '  Reindexing the catalog  ', expectedVersion: version })
 
       expect(response.statusCode).toBe(200)
+      // The header says the mode as the response leaves: the new one.
+      expect(response.headers['quiesce-mode']).toBe('concurrent')
       const state = response.json()
       expect(state).toEqual({ mode: 'concurrent', version: version + 1, since: expect.any(String), reason: 'Reindexing the catalog', until: null, maintainer: 'boss' })
       expectRecent(state.since, before)

@@ -15,7 +15,7 @@ import {
   type TestSite,
 } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, fromNow, logCount, putState, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addEmergencyUser, backToNormal, fromNow, logCount, logRowsAfter, putState, readState, stateRow, switchTo } from './helpers/maintenance.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 const DEPUTY = basicAuth('deputy', 'deputy-password')
@@ -177,18 +177,36 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
       expect(handled).toEqual([])
     })
 
-    it('another manager is kept out too, even from the control panel and the state change (no log row: it never got in)', async () => {
+    it('another manager is kept out of the site and the control panel, but a state change meets the rules: 403 naming the maintainer, logged', async () => {
       expectMaintenancePage(await get('/manage', { cookie: deputy.cookie }), until)
       const panelPost = await postForm(site.app, deputy, '/manage/maintenance', { mode: 'normal', reason: '', until: '', expectedVersion: '1' })
       expectMaintenancePage(panelPost, until)
       expectMaintenancePage(await get('/probe', { cookie: deputy.cookie }), until)
+
       const before = await stateRow(site.database)
       const logged = await logCount(site.database)
       const change = await putState(site.app, DEPUTY, { mode: 'normal', expectedVersion: before.version })
-      expect(change.statusCode).toBe(503)
-      expect(change.json()).toEqual(closedJson)
+      expect(change.statusCode).toBe(403)
+      expect(change.headers['quiesce-mode']).toBe('exclusive')
+      expect(change.json()).toEqual({
+        statusCode: 403,
+        code: 'QUIESCE_NOT_MAINTAINER',
+        error: 'Forbidden',
+        message: 'Only the maintainer (boss) or the emergency user may change maintenance now',
+        maintainer: 'boss',
+      })
+      const member = await putState(site.app, ANN, { mode: 'normal', expectedVersion: before.version })
+      expect(member.statusCode).toBe(403)
+      expect(member.json()).toMatchObject({ code: 'QUIESCE_NOT_MANAGER' })
+      const visitor = await putState(site.app, undefined, { mode: 'normal', expectedVersion: before.version })
+      expect(visitor.statusCode).toBe(401)
+      expect(visitor.json()).toMatchObject({ code: 'QUIESCE_UNAUTHORIZED' })
+
       expect(await stateRow(site.database)).toEqual(before)
-      expect(await logCount(site.database)).toBe(logged)
+      expect((await logRowsAfter(site.database, logged)).map((row) => [row.actor, row.channel, row.from_mode, row.to_mode, row.outcome, row.detail])).toEqual([
+        ['deputy', 'api', 'exclusive', 'normal', 'refused', 'the maintainer is boss'],
+        ['ann', 'api', 'exclusive', 'normal', 'refused', 'ann is not a manager'],
+      ])
       expect(handled).toEqual([])
     })
 
