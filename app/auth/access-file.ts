@@ -44,8 +44,11 @@ export async function writeEmergencyUser (file: string, name: string, hash: stri
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{1,39}$/
 
+/** Names that Quiesce itself acts as in the audit log and on tasks. */
+export const RESERVED_NAMES = new Set(['scheduler', 'cli', 'import', 'quiesce'])
+
 export function nameProblem (name: string): string | undefined {
-  return NAME_PATTERN.test(name)
-    ? undefined
-    : 'must be 2–40 characters: lower-case letters, digits, dot, dash or underscore, starting with a letter or digit'
+  if (!NAME_PATTERN.test(name)) return 'must be 2–40 characters: lower-case letters, digits, dot, dash or underscore, starting with a letter or digit'
+  if (RESERVED_NAMES.has(name)) return `"${name}" is reserved for Quiesce itself`
+  return undefined
 }

@@ -4,10 +4,10 @@ import type { ChangeSignal } from './change-signals.js'
 import { ExclusiveError, InvalidStateChangeError, NotMaintainerError, NotManagerError, ReadOnlyError, StateConflictError, StateUnavailableError } from './errors.js'
 import maintenanceRoutes from './routes.js'
 import {
-  bypasses, decideChange, mayWrite, normalizeUntil, publicState, retryAfterSeconds,
+  bypasses, decideChange, isIsoTimestamp, MAX_REASON_LENGTH, mayWrite, normalizeUntil, publicState, retryAfterSeconds,
   type Channel, type ChangeRequest, type MaintenancePrincipal, type MaintenanceState, type PublicState,
 } from './state.js'
-import type { InstanceRecord, LogEntry, MaintenanceStore } from './store.js'
+import type { InstanceRecord, LogEntry, MaintenanceStore, MaintenanceWindow } from './store.js'
 
 export { MAINTENANCE_ERRORS } from './errors.js'
 export { maintenanceMigration, maintenanceWindowsMigration } from './migration.js'
@@ -40,6 +40,8 @@ export interface MaintenancePluginOptions {
   /** Path prefixes that stay open in exclusive mode besides routes marked `always-open` (static files). */
   alwaysOpenPrefixes?: string[]
   heartbeatMs?: number
+  /** How often scheduled windows are checked for a due switch (default 1000 ms; 0: never). */
+  scheduleMs?: number
   /** Register the JSON API, the events stream and /healthz (default true). */
   routes?: boolean
 }
@@ -65,7 +67,26 @@ export interface MaintenanceController {
   subscribe (listener: (state: MaintenanceState) => void): () => void
   /** Counts work outside HTTP requests (a task's batch) as a write in flight until `done()`. */
   trackWrite (): () => void
+  /** The next scheduled window starting within a day, for the announcement on every page. */
+  readonly upcoming: MaintenanceWindow | null
+  /** Scheduled, active and recent windows, soonest first. */
+  windows (): Promise<MaintenanceWindow[]>
+  scheduleWindow (principal: MaintenancePrincipal, window: WindowInput): Promise<MaintenanceWindow>
+  cancelWindow (principal: MaintenancePrincipal, id: number): Promise<void>
+  /** Performs the switches that are due at `now` (the scheduler calls it every `scheduleMs`). */
+  runSchedule (now?: Date): Promise<void>
 }
+
+export interface WindowInput {
+  mode: string
+  reason?: string | null
+  startsAt: string
+  endsAt: string
+}
+
+/** Who performs scheduled switches; it is the maintainer of the windows it opens. */
+export const SCHEDULER: MaintenancePrincipal = { name: 'scheduler', canManage: true, isEmergency: false }
+const ANNOUNCE_AHEAD_MS = 24 * 60 * 60 * 1000
 
 export interface ChangeRequestInput {
   mode: string
@@ -107,6 +128,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   const defaultRetryAfter = options.retryAfterSeconds ?? 300
   const alwaysOpenPrefixes = options.alwaysOpenPrefixes ?? []
   const heartbeatMs = options.heartbeatMs ?? 2000
+  const scheduleMs = options.scheduleMs ?? 1000
   const listeners = new Set<(state: MaintenanceState) => void>()
   const startedAt = new Date().toISOString()
   let requestsInFlight = 0
@@ -168,6 +190,28 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
+    get upcoming () { return upcoming },
+    windows: () => store.windows({ from: new Date(Date.now() - 7 * ANNOUNCE_AHEAD_MS).toISOString() }),
+    async scheduleWindow (principal, input) {
+      if (!principal.canManage && !principal.isEmergency) throw new NotManagerError('Only managers and the emergency user may schedule maintenance')
+      const startsAt = normalizeUntil(input.startsAt)
+      const endsAt = normalizeUntil(input.endsAt)
+      const problem = windowProblem(input.mode, input.reason ?? null, startsAt, endsAt, new Date().toISOString())
+      if (problem !== undefined) throw new InvalidStateChangeError(problem)
+      const overlapping = (await store.windows({ from: startsAt!, states: ['scheduled', 'active'] })).find((other) => other.startsAt < endsAt!)
+      if (overlapping !== undefined) throw new InvalidStateChangeError(`it overlaps the window from ${overlapping.startsAt} to ${overlapping.endsAt}`)
+      const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim()
+      const window = await store.scheduleWindow({ mode: input.mode as MaintenanceWindow['mode'], reason, startsAt: startsAt!, endsAt: endsAt!, createdBy: principal.name })
+      await refreshUpcoming()
+      fastify.log.info({ window: window.id, by: principal.name, mode: window.mode, startsAt: window.startsAt, endsAt: window.endsAt }, 'maintenance window scheduled')
+      return window
+    },
+    async cancelWindow (principal, id) {
+      if (!principal.canManage && !principal.isEmergency) throw new NotManagerError('Only managers and the emergency user may cancel scheduled maintenance')
+      if (!await store.cancelWindow(id)) throw new InvalidStateChangeError(`window ${id} has started or ended already, or does not exist`)
+      await refreshUpcoming()
+    },
+    runSchedule: (now) => runSchedule(now ?? new Date()),
     trackWrite () {
       writesInFlight++
       let done = false
@@ -178,6 +222,57 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     },
   }
   fastify.decorate('maintenance', controller)
+
+  // Scheduled windows: every instance looks, one wins each switch (a compare-and-set on the window).
+  let upcoming: MaintenanceWindow | null = null
+
+  async function refreshUpcoming (now = new Date()): Promise<void> {
+    const soon = await store.windows({ from: now.toISOString(), states: ['scheduled'], limit: 1 })
+    const next = soon[0]
+    upcoming = next !== undefined && Date.parse(next.startsAt) - now.getTime() < ANNOUNCE_AHEAD_MS ? next : null
+  }
+
+  async function runSchedule (now: Date): Promise<void> {
+    const at = now.toISOString()
+    for (const window of await store.windows({ states: ['scheduled', 'active'] })) {
+      if (window.state === 'scheduled' && window.startsAt <= at) await startWindow(window, at)
+      else if (window.state === 'active' && window.endsAt <= at) await endWindow(window, at)
+    }
+    await refreshUpcoming(now)
+  }
+
+  async function startWindow (window: MaintenanceWindow, now: string): Promise<void> {
+    const missed = window.endsAt <= now
+    const outcome = await store.switchForWindow(window.id, 'scheduled', missed ? 'skipped' : 'active', (current) => {
+      if (missed) return { change: null, note: 'missed: no instance was running between its start and its end' }
+      const request: ChangeRequest = { mode: window.mode, reason: window.reason, until: window.endsAt, expectedVersion: current.version }
+      const decision = decideChange(current, request, SCHEDULER, now)
+      return {
+        change: { attempt: { actor: SCHEDULER.name, channel: 'scheduler', instance: instanceId, toMode: window.mode, reason: window.reason, until: window.endsAt, expectedVersion: current.version }, decision },
+        note: decision.outcome === 'applied' ? null : `not started: ${decision.detail}`,
+      }
+    })
+    if (outcome?.decision?.outcome === 'applied') {
+      apply(outcome.decision.state)
+      fastify.log.info({ window: window.id, mode: window.mode }, 'scheduled maintenance started')
+    }
+  }
+
+  async function endWindow (window: MaintenanceWindow, now: string): Promise<void> {
+    const outcome = await store.switchForWindow(window.id, 'active', 'done', (current) => {
+      // Someone changed the state since the start (took over, extended it): leave it to them.
+      if (current.version !== window.startedVersion) return { change: null, note: `left as it was: changed by ${current.changedBy ?? 'someone'} after the start` }
+      const request: ChangeRequest = { mode: 'normal', reason: null, until: null, expectedVersion: current.version }
+      return {
+        change: { attempt: { actor: SCHEDULER.name, channel: 'scheduler', instance: instanceId, toMode: 'normal', reason: null, until: null, expectedVersion: current.version }, decision: decideChange(current, request, SCHEDULER, now) },
+        note: null,
+      }
+    })
+    if (outcome?.decision?.outcome === 'applied') {
+      apply(outcome.decision.state)
+      fastify.log.info({ window: window.id }, 'scheduled maintenance ended')
+    }
+  }
 
   // The gate: no database query, nothing but a comparison unless the site is exclusive.
   fastify.addHook('onRequest', function maintenanceGate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
@@ -238,6 +333,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
 
   // Instances register themselves and heartbeat, so the control panel sees who applied what.
   let heartbeatTimer: NodeJS.Timeout | undefined
+  let scheduleTimer: NodeJS.Timeout | undefined
   let pendingHeartbeat: NodeJS.Timeout | undefined
   let closing = false
 
@@ -279,11 +375,19 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     await heartbeat()
     heartbeatTimer = setInterval(heartbeat, heartbeatMs)
     heartbeatTimer.unref()
+    await refreshUpcoming()
+    if (scheduleMs > 0) {
+      scheduleTimer = setInterval(() => {
+        runSchedule(new Date()).catch((err: unknown) => fastify.log.warn({ err }, 'could not run the maintenance schedule'))
+      }, scheduleMs)
+      scheduleTimer.unref()
+    }
   })
 
   fastify.addHook('preClose', async function stopMaintenance () {
     closing = true
     clearInterval(heartbeatTimer)
+    clearInterval(scheduleTimer)
     clearTimeout(pendingHeartbeat)
     await options.changeSignal?.stop()
     await store.removeInstance(instanceId).catch((err: unknown) => fastify.log.warn({ err }, 'could not unregister the instance'))
@@ -315,6 +419,16 @@ export async function changeMaintenanceState (
     case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, input.expectedVersion), { state: publicState(previous, principal) })
     default: throw new InvalidStateChangeError(decision.detail)
   }
+}
+
+function windowProblem (mode: string, reason: string | null, startsAt: string | null, endsAt: string | null, now: string): string | undefined {
+  if (mode !== 'concurrent' && mode !== 'exclusive') return 'a window\'s mode must be concurrent or exclusive'
+  if (reason !== null && reason.length > MAX_REASON_LENGTH) return `the reason must be at most ${MAX_REASON_LENGTH} characters`
+  if (startsAt === null || !isIsoTimestamp(startsAt)) return 'the start must be an ISO-8601 date and time, like 2026-11-22T14:00:00Z'
+  if (endsAt === null || !isIsoTimestamp(endsAt)) return 'the end must be an ISO-8601 date and time, like 2026-11-22T16:00:00Z'
+  if (startsAt <= now) return 'the start must be in the future'
+  if (endsAt <= startsAt) return 'the end must be after the start'
+  return undefined
 }
 
 function addressOf (fastify: FastifyInstance): string | null {

@@ -28,6 +28,18 @@ const changeBody = {
   },
 } as const
 
+const windowBody = {
+  type: 'object',
+  required: ['mode', 'startsAt', 'endsAt'],
+  additionalProperties: false,
+  properties: {
+    mode: { type: 'string', enum: ['concurrent', 'exclusive'] },
+    reason: { type: ['string', 'null'], maxLength: 500 },
+    startsAt: { type: 'string', maxLength: 64 },
+    endsAt: { type: 'string', maxLength: 64 },
+  },
+} as const
+
 const limitQuery = {
   type: 'object',
   properties: {
@@ -69,6 +81,29 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
   }, async function readLog (request) {
     manager(request, principalOf, 'read the maintenance log')
     return { entries: await maintenance.log(request.query.limit, request.query.before) }
+  })
+
+  fastify.get('/api/maintenance/windows', { config: { maintenance: 'always-open' } }, async function listWindows (request) {
+    const viewer = principalOf(request)
+    const managing = viewer !== null && (viewer.canManage || viewer.isEmergency)
+    const windows = (await maintenance.windows()).filter((window) => managing || window.state === 'scheduled' || window.state === 'active')
+    return { windows: windows.map((window) => managing ? window : { ...window, createdBy: null, note: null }) }
+  })
+
+  fastify.post<{ Body: { mode: string, reason?: string | null, startsAt: string, endsAt: string } }>('/api/maintenance/windows', {
+    schema: { body: windowBody },
+  }, async function scheduleWindow (request, reply) {
+    const principal = manager(request, principalOf, 'schedule maintenance')
+    reply.code(201)
+    return maintenance.scheduleWindow(principal, request.body)
+  })
+
+  fastify.delete<{ Params: { id: number } }>('/api/maintenance/windows/:id', {
+    schema: { params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+  }, async function cancelWindow (request, reply) {
+    await maintenance.cancelWindow(manager(request, principalOf, 'cancel scheduled maintenance'), request.params.id)
+    reply.code(204)
+    return ''
   })
 
   fastify.get('/api/instances', async function listInstances (request) {

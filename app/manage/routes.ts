@@ -2,7 +2,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { fillPageLocals } from '../web/view.js'
-import type { InstanceView, LogEntry, MaintenanceState, Mode } from '../maintenance/index.js'
+import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
 import usersRoutes from './users.js'
 
 declare module '../web/view.js' {
@@ -20,10 +20,15 @@ export interface ManagePage {
   quiet: boolean
   recent: LogEntry[]
   changed: boolean
+  scheduled: boolean
   /** Why the last change was refused, in words; with what the manager had submitted. */
   problem: string | null
   form: { mode: Mode, reason: string, until: string, expectedVersion: number }
+  windows: MaintenanceWindow[]
+  windowForm: { mode: string, reason: string, startsAt: string, endsAt: string }
 }
+
+interface WindowForm { mode?: string, reason?: string, startsAt?: string, endsAt?: string }
 
 interface ChangeForm { mode?: string, reason?: string, until?: string, expectedVersion?: string }
 
@@ -47,10 +52,11 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
 
   async function managePage (request: FastifyRequest, overrides: Partial<ManagePage> = {}): Promise<ManagePage & { title: string }> {
     const maintenance = fastify.maintenance
-    const [state, instances, recent] = await Promise.all([
+    const [state, instances, recent, windows] = await Promise.all([
       maintenance.refresh(),
       maintenance.instances(),
       maintenance.log(8),
+      maintenance.windows(),
     ])
     const live = instances.filter((instance) => !instance.stale)
     return {
@@ -60,14 +66,17 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       quiet: live.every((instance) => instance.applied && instance.writesInFlight === 0),
       recent,
       changed: false,
+      scheduled: false,
       problem: null,
       form: { mode: state.mode, reason: state.reason ?? '', until: untilForForm(state.until), expectedVersion: state.version },
+      windows,
+      windowForm: { mode: 'concurrent', reason: '', startsAt: '', endsAt: '' },
       ...overrides,
     }
   }
 
-  fastify.get<{ Querystring: { changed?: string } }>('/manage', async function controlPanel (request, reply) {
-    return reply.render('manage', await managePage(request, { changed: request.query.changed === '1' }))
+  fastify.get<{ Querystring: { changed?: string, scheduled?: string } }>('/manage', async function controlPanel (request, reply) {
+    return reply.render('manage', await managePage(request, { changed: request.query.changed === '1', scheduled: request.query.scheduled === '1' }))
   })
 
   fastify.post<{ Body: ChangeForm }>('/manage/maintenance', {
@@ -89,21 +98,42 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     // Errors raised before requireManager ran (the exclusive gate, CSRF) must not show the panel
     // to whoever sent the request: only managers who got past the gate see it, others the error page.
     if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || !isManager(request.principal) || wantsJson(request)) throw error
-    const body = (request.body ?? {}) as ChangeForm
     reply.code(shown.statusCode)
     fillPageLocals(request, reply)
     const page = await managePage(request)
+    const aboutWindows = request.url.startsWith('/manage/windows')
+    const body = (request.body ?? {}) as ChangeForm & WindowForm
     return reply.render('manage', {
       ...page,
-      problem: explainRefusal(shown.code, shown.message, page.state),
-      form: {
-        mode: (body.mode as Mode | undefined) ?? page.state.mode,
-        reason: body.reason ?? '',
-        until: body.until ?? '',
-        expectedVersion: page.state.version,
-      },
+      problem: aboutWindows ? `Not scheduled: ${shown.message}` : explainRefusal(shown.code, shown.message, page.state),
+      form: aboutWindows
+        ? page.form
+        : { mode: (body.mode as Mode | undefined) ?? page.state.mode, reason: body.reason ?? '', until: body.until ?? '', expectedVersion: page.state.version },
+      windowForm: aboutWindows
+        ? { mode: body.mode ?? 'concurrent', reason: body.reason ?? '', startsAt: body.startsAt ?? '', endsAt: body.endsAt ?? '' }
+        : page.windowForm,
     })
   }
+
+  fastify.post<{ Body: WindowForm }>('/manage/windows', {
+    errorHandler: refusedChange,
+  }, async function scheduleWindow (request, reply) {
+    const body = request.body ?? {}
+    await fastify.maintenance.scheduleWindow(toMaintenancePrincipal(request.principal)!, {
+      mode: body.mode ?? '',
+      reason: body.reason ?? null,
+      startsAt: untilFromForm(body.startsAt) ?? '',
+      endsAt: untilFromForm(body.endsAt) ?? '',
+    })
+    return reply.seeOther('/manage?scheduled=1#windows')
+  })
+
+  fastify.post<{ Params: { id: string } }>('/manage/windows/:id/cancel', {
+    errorHandler: refusedChange,
+  }, async function cancelWindow (request, reply) {
+    await fastify.maintenance.cancelWindow(toMaintenancePrincipal(request.principal)!, Number(request.params.id))
+    return reply.seeOther('/manage#windows')
+  })
 
   fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
     const before = Number.parseInt(request.query.before ?? '', 10)

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Eta } from 'eta'
 import { isManager, toMaintenancePrincipal, type Principal } from '../auth/principal.js'
+import type { MaintenanceWindow } from '../maintenance/store.js'
 import { MODE_LABELS, type Mode } from '../maintenance/state.js'
 import { VIEWS_DIR } from '../paths.js'
 
@@ -35,6 +36,8 @@ export interface Banner {
   maintainer: string | null
   /** Whether this reader's changes would be saved now. */
   canWrite: boolean
+  /** A scheduled window starting within a day, announced on every page. */
+  upcoming: { mode: Mode, label: string, reason: string | null, startsAt: string, endsAt: string, minutes: number } | null
 }
 
 declare module 'fastify' {
@@ -68,6 +71,13 @@ export function formatTime (iso: string | null | undefined): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`
 }
 
+function upcomingWindow (window: MaintenanceWindow | null): Banner['upcoming'] {
+  if (window === null) return null
+  const minutes = Math.ceil((Date.parse(window.startsAt) - Date.now()) / 60_000)
+  if (minutes <= 0) return null
+  return { mode: window.mode, label: window.mode === 'exclusive' ? 'Exclusive maintenance' : 'Read-only maintenance', reason: window.reason, startsAt: window.startsAt, endsAt: window.endsAt, minutes }
+}
+
 /** Also used by the error handler, whose pages may render before any preHandler ran. */
 export function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
   reply.locals ??= {} as Locals
@@ -84,6 +94,7 @@ export function fillPageLocals (request: FastifyRequest, reply: FastifyReply): v
     until: state.until,
     maintainer: isManager(request.principal) ? state.maintainer : null,
     canWrite: maintenance.mayWrite(toMaintenancePrincipal(request.principal)),
+    upcoming: upcomingWindow(maintenance.upcoming),
   }
 }
 
