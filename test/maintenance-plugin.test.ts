@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import maintenance, {
   kyselyMaintenanceStore,
   maintenanceMigration,
+  maintenanceMigrations,
   maintenanceWindowsMigration,
   type CommitSeams,
   type MaintenancePrincipal,
@@ -232,10 +233,10 @@ describe.each(DATABASE_KINDS)('the maintenance plugin in a bare Fastify app on %
   })
 })
 
-describe.each(DATABASE_KINDS)('the maintenance plugin with the one migration its README asks for on %s', (kind) => {
-  it('starts on a database migrated with maintenanceMigration alone', async () => {
+describe.each(DATABASE_KINDS)('the maintenance plugin with the migrations its README asks for on %s', (kind) => {
+  it('starts on a database migrated with maintenanceMigrations alone', async () => {
     const testDatabase = await createTestDatabase(kind)
-    const db = await hostDatabase(testDatabase, { '0001-maintenance': maintenanceMigration })
+    const db = await hostDatabase(testDatabase, maintenanceMigrations)
     const app = Fastify()
     try {
       await app.register(maintenance, { store: kyselyMaintenanceStore(db), unitOfWork: noSeams, principalOf, identify: () => null, instanceId: 'bare-2' })

@@ -1,14 +1,13 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
-import { maintenanceMigration, maintenanceWindowsMigration } from '../maintenance/migration.js'
+import { maintenanceMigrations } from '../maintenance/migration.js'
 import * as foundation from './migrations/2026-11-22-foundation.js'
 import * as tasks from './migrations/2026-11-23-tasks.js'
 
 /** Every migration, in order. Dated names; a migration never changes once released. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22-foundation': foundation,
-  '2026-11-22-maintenance': maintenanceMigration,
   '2026-11-23-tasks': tasks,
-  '2026-11-23-maintenance-windows': maintenanceWindowsMigration,
+  ...maintenanceMigrations,
 }
 
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResultSet> {

@@ -10,7 +10,7 @@ import {
 import type { InstanceRecord, LogEntry, MaintenanceStore, MaintenanceWindow } from './store.js'
 
 export { MAINTENANCE_ERRORS } from './errors.js'
-export { maintenanceMigration, maintenanceWindowsMigration } from './migration.js'
+export { maintenanceMigration, maintenanceMigrations, maintenanceWindowsMigration } from './migration.js'
 export { postgresNotifications, pollingSignal, type ChangeSignal } from './change-signals.js'
 export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type InstanceRecord, type MaintenanceWindow, type WindowState } from './store.js'
 export * from './state.js'

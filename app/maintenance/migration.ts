@@ -80,3 +80,9 @@ export const maintenanceWindowsMigration: Migration = {
     await db.schema.dropTable('maintenance_window').execute()
   },
 }
+
+/** Every migration of the plugin, in order, named for a Kysely `Migrator` provider. */
+export const maintenanceMigrations: Record<string, Migration> = {
+  '2026-11-22-maintenance': maintenanceMigration,
+  '2026-11-23-maintenance-windows': maintenanceWindowsMigration,
+}
