@@ -32,9 +32,11 @@
       setText('reason', state.reason ? ': ' + state.reason : '')
       setText('since', 'Since ' + formatTime(state.since) + '.')
       setText('until', state.until ? 'Expected to end ' + formatTime(state.until) + '.' : '')
-      setText('write', writable
-        ? 'You are the maintainer: your changes are saved.'
-        : 'Changes cannot be saved right now; reading and searching work as usual.')
+      setText('write', !writable
+        ? 'Changes cannot be saved right now; reading and searching work as usual.'
+        : role === 'emergency' && state.maintainer !== user
+          ? 'You are the emergency user: your changes are saved.'
+          : 'You are the maintainer: your changes are saved.')
     }
     for (const el of document.querySelectorAll('[data-requires-write]')) {
       if (writable) el.removeAttribute('aria-disabled')

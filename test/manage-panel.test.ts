@@ -222,6 +222,20 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(row).toMatchObject({ actor: 'boss', channel: 'web', outcome: 'refused', until: past.iso })
     })
 
+    it('a member\'s change through the form is judged by the rules: refused, logged, and no panel shown', async () => {
+      const { version } = await readState(site.app)
+      const before = await logCount(site.database)
+      const response = await changeForm(ann, { mode: 'concurrent', reason: 'not mine to give', expectedVersion: version })
+      expect(response.statusCode).toBe(403)
+      const main = mainOf(response.body)
+      expect(main).toContain('<code>QUIESCE_NOT_MANAGER</code>')
+      expect(main).not.toContain('Control panel')
+      expect(await logRowsAfter(site.database, before)).toMatchObject([
+        { actor: 'ann', channel: 'web', from_mode: 'normal', to_mode: 'concurrent', outcome: 'refused', new_version: null, detail: 'ann is not a manager' },
+      ])
+      expect((await stateRow(site.database)).version).toBe(version)
+    })
+
     it('normal to normal is refused with a 400 panel', async () => {
       const { version } = await readState(site.app)
       const response = await changeForm(boss, { mode: 'normal', expectedVersion: version })

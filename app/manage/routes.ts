@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { fillPageLocals } from '../web/view.js'
@@ -48,8 +48,6 @@ function untilForForm (until: string | null): string {
 
 /** The control panel: the state and its three-position control, the instances, the audit log. */
 const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
-  fastify.addHook('preHandler', fastify.requireManager)
-
   async function managePage (request: FastifyRequest, overrides: Partial<ManagePage> = {}): Promise<ManagePage & { title: string }> {
     const maintenance = fastify.maintenance
     const [state, instances, recent, windows] = await Promise.all([
@@ -75,11 +73,10 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     }
   }
 
-  fastify.get<{ Querystring: { changed?: string, scheduled?: string } }>('/manage', async function controlPanel (request, reply) {
-    return reply.render('manage', await managePage(request, { changed: request.query.changed === '1', scheduled: request.query.scheduled === '1' }))
-  })
-
+  // A change of mode is judged by the maintenance rules, for anyone signed in: a member's
+  // attempt is refused (403) and, like every attempt, written to the audit log.
   fastify.post<{ Body: ChangeForm }>('/manage/maintenance', {
+    preHandler: fastify.requireSignedIn,
     errorHandler: refusedChange,
   }, async function changeMode (request, reply) {
     const body = request.body ?? {}
@@ -115,35 +112,46 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     })
   }
 
-  fastify.post<{ Body: WindowForm }>('/manage/windows', {
-    errorHandler: refusedChange,
-  }, async function scheduleWindow (request, reply) {
-    const body = request.body ?? {}
-    await fastify.maintenance.scheduleWindow(toMaintenancePrincipal(request.principal)!, {
-      mode: body.mode ?? '',
-      reason: body.reason ?? null,
-      startsAt: untilFromForm(body.startsAt) ?? '',
-      endsAt: untilFromForm(body.endsAt) ?? '',
+  await fastify.register(async function managersOnly (panel) {
+    panel.addHook('preHandler', fastify.requireManager)
+    await panel.register(managerPages)
+  })
+
+  async function managerPages (fastify: FastifyInstance) {
+    fastify.get<{ Querystring: { changed?: string, scheduled?: string } }>('/manage', async function controlPanel (request, reply) {
+      return reply.render('manage', await managePage(request, { changed: request.query.changed === '1', scheduled: request.query.scheduled === '1' }))
     })
-    return reply.seeOther('/manage?scheduled=1#windows')
-  })
 
-  fastify.post<{ Params: { id: string } }>('/manage/windows/:id/cancel', {
-    errorHandler: refusedChange,
-  }, async function cancelWindow (request, reply) {
-    await fastify.maintenance.cancelWindow(toMaintenancePrincipal(request.principal)!, Number(request.params.id))
-    return reply.seeOther('/manage#windows')
-  })
+    fastify.post<{ Body: WindowForm }>('/manage/windows', {
+      errorHandler: refusedChange,
+    }, async function scheduleWindow (request, reply) {
+      const body = request.body ?? {}
+      await fastify.maintenance.scheduleWindow(toMaintenancePrincipal(request.principal)!, {
+        mode: body.mode ?? '',
+        reason: body.reason ?? null,
+        startsAt: untilFromForm(body.startsAt) ?? '',
+        endsAt: untilFromForm(body.endsAt) ?? '',
+      })
+      return reply.seeOther('/manage?scheduled=1#windows')
+    })
 
-  fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
-    const before = Number.parseInt(request.query.before ?? '', 10)
-    const pageSize = 50
-    const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 ? before : undefined)
-    const next = entries.length > pageSize ? entries[pageSize - 1]!.id : null
-    return reply.render('manage-log', { title: 'Maintenance log', entries: entries.slice(0, pageSize), next })
-  })
+    fastify.post<{ Params: { id: string } }>('/manage/windows/:id/cancel', {
+      errorHandler: refusedChange,
+    }, async function cancelWindow (request, reply) {
+      await fastify.maintenance.cancelWindow(toMaintenancePrincipal(request.principal)!, Number(request.params.id))
+      return reply.seeOther('/manage#windows')
+    })
 
-  await fastify.register(usersRoutes)
+    fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
+      const before = Number.parseInt(request.query.before ?? '', 10)
+      const pageSize = 50
+      const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 ? before : undefined)
+      const next = entries.length > pageSize ? entries[pageSize - 1]!.id : null
+      return reply.render('manage-log', { title: 'Maintenance log', entries: entries.slice(0, pageSize), next })
+    })
+
+    await fastify.register(usersRoutes)
+  }
 }
 
 function explainRefusal (code: string, message: string, state: MaintenanceState): string {
