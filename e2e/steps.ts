@@ -41,10 +41,10 @@ export type ModeLabel = 'Normal' | 'Concurrent (read-only)' | 'Exclusive'
 
 /** On the control panel: picks a mode, gives the reason, applies, and checks the panel shows the new mode. */
 export async function switchMode (page: Page, mode: ModeLabel, reason = ''): Promise<void> {
-  const modes = page.getByRole('group', { name: 'Mode' })
-  await modes.getByRole('radio', { name: mode, exact: true }).check()
-  await page.getByLabel('Reason').fill(reason)
-  await page.getByRole('button', { name: 'Apply' }).click()
+  const control = page.getByRole('region', { name: 'Change the mode' })
+  await control.getByRole('group', { name: 'Mode' }).getByRole('radio', { name: mode, exact: true }).check()
+  await control.getByLabel('Reason').fill(reason)
+  await control.getByRole('button', { name: 'Apply' }).click()
   await expect(page.getByRole('status').filter({ hasText: 'Done:' })).toContainText(`the site is now ${mode}`)
   await expect(page.getByTestId('current-mode')).toHaveText(mode)
 }
