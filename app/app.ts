@@ -37,6 +37,11 @@ export interface AppOptions {
   closeDatabase?: boolean
   /** Timings of the task runner (tests shorten them). */
   tasks?: TaskRunnerOptions
+  /**
+   * `false` builds the site without maintenance mode: no gate, no commit guard, no control
+   * panel, no tasks. The benchmarks measure the maintenance plugin's cost against it.
+   */
+  maintenance?: boolean
 }
 
 /**
@@ -84,25 +89,30 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     principalOf: (request) => request.principal,
   })
 
-  await app.register(maintenancePlugin, {
-    store: kyselyMaintenanceStore(options.database.writer),
-    unitOfWork: app.unitOfWork,
-    principalOf: (request) => toMaintenancePrincipal(request.principal),
-    identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
-    changeSignal: changeSignalFor(options.database, app.log),
-    instanceId: options.config.instanceId,
-    retryAfterSeconds: options.config.retryAfterSeconds,
-    alwaysOpenPrefixes: ['/static/'],
-  })
+  const withMaintenance = options.maintenance !== false
+  if (withMaintenance) {
+    await app.register(maintenancePlugin, {
+      store: kyselyMaintenanceStore(options.database.writer),
+      unitOfWork: app.unitOfWork,
+      principalOf: (request) => toMaintenancePrincipal(request.principal),
+      identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
+      changeSignal: changeSignalFor(options.database, app.log),
+      instanceId: options.config.instanceId,
+      retryAfterSeconds: options.config.retryAfterSeconds,
+      alwaysOpenPrefixes: ['/static/'],
+    })
 
-  await app.register(tasksPlugin, options.tasks ?? {})
+    await app.register(tasksPlugin, options.tasks ?? {})
+  }
 
   await app.register(authRoutes)
   await app.register(contentRoutes)
   await app.register(contentApi)
-  await app.register(manageRoutes)
-  await app.register(maintenancePageRoute)
-  await app.register(taskRoutes)
+  if (withMaintenance) {
+    await app.register(manageRoutes)
+    await app.register(maintenancePageRoute)
+    await app.register(taskRoutes)
+  }
   return app
 }
 

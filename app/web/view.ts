@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Eta } from 'eta'
 import { isManager, toMaintenancePrincipal, type Principal } from '../auth/principal.js'
+import type { MaintenanceController } from '../maintenance/index.js'
 import type { MaintenanceWindow } from '../maintenance/store.js'
 import { MODE_LABELS, type Mode } from '../maintenance/state.js'
 import { VIEWS_DIR } from '../paths.js'
@@ -71,6 +72,8 @@ export function formatTime (iso: string | null | undefined): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`
 }
 
+const WITHOUT_MAINTENANCE: Banner = { mode: 'normal', label: MODE_LABELS.normal, reason: null, since: '', until: null, maintainer: null, canWrite: true, upcoming: null }
+
 function upcomingWindow (window: MaintenanceWindow | null): Banner['upcoming'] {
   if (window === null) return null
   const minutes = Math.ceil((Date.parse(window.startsAt) - Date.now()) / 60_000)
@@ -84,7 +87,12 @@ export function fillPageLocals (request: FastifyRequest, reply: FastifyReply): v
   reply.locals.principal = request.principal
   reply.locals.path = request.url
   reply.locals.csrfToken = () => reply.generateCsrf()
-  const maintenance = request.server.maintenance
+  // Undefined in a site built without maintenance mode (see AppOptions.maintenance).
+  const maintenance = request.server.maintenance as MaintenanceController | undefined
+  if (maintenance === undefined) {
+    reply.locals.maintenance = WITHOUT_MAINTENANCE
+    return
+  }
   const state = maintenance.state
   reply.locals.maintenance = {
     mode: state.mode,
