@@ -124,6 +124,8 @@ export async function readExport (file: string): Promise<ParsedExport> {
         if (current !== undefined) sections.push(current)
         current = checkSection(value, number, header!.tables[sections.length])
       } else {
+        // A section header where a row should be: rows are missing (a cut or an edited file).
+        if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'table' in value) throw new ImportError(`table ${current.table}: expected ${current.expected} rows, found ${current.rows.length} (the file is truncated or altered)`)
         if (!Array.isArray(value) || value.length !== current.columns.length) throw new ImportError(`line ${number}: a row of ${current.table} must be an array of ${current.columns.length} values`)
         current.rows.push(value)
       }
