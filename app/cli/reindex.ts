@@ -1,9 +1,10 @@
 import cliProgress from 'cli-progress'
 import { buildApp } from '../app.js'
 import { findPrincipal } from '../auth/authenticate.js'
-import type { Principal } from '../auth/principal.js'
+import { isManager, type Principal } from '../auth/principal.js'
 import type { Config } from '../config.js'
 import { openDatabase } from '../db/database.js'
+import { SCHEDULER } from '../maintenance/index.js'
 import { FINISHED_STATES, type Task } from '../tasks/tasks.js'
 import { CommandError, println, type CliIo } from './io.js'
 
@@ -36,7 +37,11 @@ async function resolvePrincipal (maintainer: string | null, database: Awaited<Re
   const name = as ?? maintainer
   if (name === undefined || name === null) return COMMAND_LINE
   const principal = await findPrincipal(database.writer, config.accessFile, name)
+  // A scheduled window's maintainer is the scheduler, not a user: the reindex runs as it.
+  if (principal === undefined && as === undefined && name === SCHEDULER.name) return { name, role: 'manager' }
   if (principal === undefined) throw new CommandError(`there is no user or emergency user named ${name}`)
+  // As on the web, only managers and the emergency user start tasks.
+  if (!isManager(principal)) throw new CommandError(`${name} is a member: only managers and the emergency user may start a reindex`)
   return principal
 }
 
