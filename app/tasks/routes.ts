@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
+import { fastifySSE } from '@fastify/sse'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { NotFoundError } from '../errors.js'
 import { exportsDir } from './export-task.js'
@@ -24,6 +25,9 @@ function idOf (request: FastifyRequest<{ Params: IdParams }>): number {
 /** Starting, watching and cancelling tasks: the control panel pages and the JSON API (managers). */
 const taskRoutes: FastifyPluginAsync = async function taskRoutes (fastify) {
   fastify.addHook('preHandler', fastify.requireManager)
+  // The maintenance routes register @fastify/sse in their own (encapsulated) context, so its
+  // route hook never sees the progress stream below: without this, `reply.sse` is undefined there.
+  if (!fastify.hasReplyDecorator('sse')) await fastify.register(fastifySSE, { heartbeatInterval: 15_000 })
   const tasks = fastify.tasks
 
   async function taskOr404 (request: FastifyRequest<{ Params: IdParams }>): Promise<Task> {
