@@ -1,0 +1,305 @@
+/**
+ * Shared by the benchmarks under bench/: servers in child processes (always stopped, also on
+ * failure or Ctrl-C), the app's CLI, the build check, autocannon runs and compact tables.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import autocannon from 'autocannon'
+
+export const ROOT = path.resolve(import.meta.dirname, '..')
+export const APP_BIN = path.join(ROOT, 'dist/app/cli/bin.js')
+export const RESULTS_DIR = path.join(ROOT, 'bench/results')
+
+export function envNumber (name: string, fallback: number, min = 1): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number ≥ ${min}, not ${raw}`)
+  return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes and cleanup
+
+export interface Server {
+  name: string
+  url: string
+  child: ChildProcess
+  /** Lines the server printed (stdout and stderr), the last 200. */
+  output: string[]
+  /** JSON log lines (pino) the server printed after it was ready: warnings and errors. */
+  logLines: number
+}
+
+const children = new Set<ChildProcess>()
+const cleanups: Array<() => Promise<void>> = []
+let cleaningUp: Promise<void> | undefined
+
+/** Runs at the end (last registered first), after every child process has stopped. */
+export function onCleanup (task: () => Promise<void>): void {
+  cleanups.push(task)
+}
+
+/** Stops every child process, then runs the cleanup tasks; safe to call more than once. */
+export function cleanup (): Promise<void> {
+  cleaningUp ??= (async () => {
+    for (const child of children) child.kill('SIGTERM')
+    await Promise.all([...children].map((child) => exited(child, 10_000)))
+    for (const task of cleanups.reverse()) {
+      try {
+        await task()
+      } catch (err) {
+        console.error(`cleanup: ${(err as Error).message}`)
+      }
+    }
+  })()
+  return cleaningUp
+}
+
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping servers and cleaning up`)
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+/** Runs `main`, always cleans up, and sets a failing exit code if it threw. */
+export async function runMain (main: () => Promise<void>): Promise<void> {
+  try {
+    await main()
+  } catch (err) {
+    console.error(err)
+    process.exitCode = 1
+  } finally {
+    await cleanup()
+  }
+}
+
+async function exited (child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
+
+/** Environment for a child: ours without QUIESCE_* (a developer's own settings must not leak in). */
+function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('QUIESCE_')) env[key] = value
+  return { ...env, ...extra }
+}
+
+export interface StartOptions {
+  /** Write V8 CPU profiles to DIR/NAME/ when the server stops (node --cpu-prof). */
+  cpuProfDir?: string
+}
+
+/**
+ * Starts `node ARGS` and resolves once it prints `listening URL` (bench servers) or
+ * `Quiesce is serving URL` (the app), so PORT=0 works.
+ */
+export async function startServer (name: string, args: string[], env: Record<string, string>, options: StartOptions = {}): Promise<Server> {
+  // One directory per server: with --import tsx the loader thread writes a profile of its own.
+  const profileDir = options.cpuProfDir === undefined ? undefined : path.join(options.cpuProfDir, name.replace(/[^\w.+-]+/g, '_'))
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+  const child = spawn(process.execPath, [...profile, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const server: Server = { name, url: '', child, output: [], logLines: 0 }
+  return await new Promise<Server>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('did not start within 30 s')), 30_000)
+    function fail (err: Error): void {
+      clearTimeout(timer)
+      child.kill('SIGKILL')
+      reject(new Error(`${name}: ${err.message}\n${server.output.slice(-20).join('\n')}`))
+    }
+    function onLine (line: string): void {
+      server.output.push(line)
+      if (server.output.length > 200) server.output.shift()
+      if (server.url !== '') {
+        if (line.startsWith('{')) server.logLines++
+        return
+      }
+      const match = /(?:^listening|Quiesce is serving) (http:\/\/\S+)/.exec(line)
+      if (match !== null) {
+        server.url = match[1]!
+        clearTimeout(timer)
+        resolve(server)
+      }
+    }
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let pending = ''
+      stream.setEncoding('utf8')
+      stream.on('data', (chunk: string) => {
+        pending += chunk
+        const lines = pending.split('\n')
+        pending = lines.pop()!
+        for (const line of lines) onLine(line)
+      })
+    }
+    child.once('exit', (code, signal) => {
+      if (server.url === '') fail(new Error(`exited (${code ?? signal}) before listening`))
+    })
+  })
+}
+
+/** SIGTERM, then SIGKILL after 15 s; a profiled server writes its profile on the way out. */
+export async function stopServer (server: Server): Promise<void> {
+  server.child.kill('SIGTERM')
+  await exited(server.child, 15_000)
+}
+
+async function runChild (args: string[], env: NodeJS.ProcessEnv, stdin: string): Promise<{ code: number | null, output: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+  children.add(child)
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stdin.end(stdin)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+  children.delete(child)
+  return { code, output: output.trim() }
+}
+
+/** `quiesce ARGS` from dist/; throws with its output unless it exits with 0. */
+export async function runCli (args: string[], env: Record<string, string>, stdin = ''): Promise<string> {
+  const { code, output } = await runChild([APP_BIN, ...args], childEnv(env), stdin)
+  if (code !== 0) throw new Error(`quiesce ${args.join(' ')} exited with ${code}:\n${output}`)
+  return output
+}
+
+/** Builds dist/ (`tsc -p tsconfig.build.json`) unless it is newer than every file under app/. */
+export async function ensureBuilt (): Promise<string> {
+  const newestSource = newestMtime(path.join(ROOT, 'app'))
+  if (existsSync(APP_BIN) && statSync(APP_BIN).mtimeMs >= newestSource) return 'dist/ is up to date'
+  const { code, output } = await runChild([path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], process.env, '')
+  if (code !== 0) throw new Error(`the build (tsc -p tsconfig.build.json) failed; the benchmark measures the built app:\n${output}`)
+  return 'built dist/ (it was older than app/)'
+}
+
+function newestMtime (dir: string): number {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs)
+  }
+  return newest
+}
+
+/** The commit measured, and whether app/ or views/ had uncommitted changes. */
+export function gitState (): { commit: string, dirty: string[] } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'app', 'views', 'public'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean)
+    return { commit, dirty }
+  } catch {
+    // e.g. a `git archive` export; BENCH_COMMIT says which commit it is
+    return { commit: process.env.BENCH_COMMIT ?? 'unknown (not a git checkout)', dirty: [] }
+  }
+}
+
+export function machine () {
+  return { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, platform: `${os.platform()} ${os.release()}` }
+}
+
+/** The 1-minute load average, with a note when more is runnable than there are CPUs (check it before starting servers). */
+export function load (): { loadavg1: number, note: string } {
+  const loadavg1 = os.loadavg()[0]!
+  return { loadavg1, note: loadavg1 > os.cpus().length ? ` (busy machine, more than ${os.cpus().length} runnable: the ratios matter, not the absolute rates)` : '' }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+export interface RunResult {
+  server: string
+  /** 0 for warm-up. */
+  round: number
+  /** Answers per second (all statuses; 2xx only for write runs), over the run's duration. */
+  rps: number
+  requests: number
+  durationS: number
+  latencyMeanMs: number
+  p50Ms: number
+  p99Ms: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  statusCodes: Record<string, number>
+  /**
+   * CPU time the server process used during the run (all its threads; Linux /proc), per answer.
+   * Unlike req/s it hardly moves when other processes compete for the CPUs.
+   */
+  cpuMicrosPerAnswer: number
+}
+
+const CLOCK_TICK_MICROS = 1e6 / 100 // USER_HZ is 100 on Linux
+
+/** User + system CPU time of a process so far, in µs (NaN where /proc is not available). */
+export function cpuMicros (pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MICROS
+  } catch {
+    return Number.NaN
+  }
+}
+
+export function summarise (server: string, round: number, result: autocannon.Result, cpuUsedMicros: number, durationS = result.duration): RunResult {
+  const statusCodes: Record<string, number> = {}
+  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stats.count ?? 0
+  const requests = result.requests.total
+  return {
+    server,
+    round,
+    rps: requests / durationS,
+    requests,
+    durationS,
+    latencyMeanMs: result.latency.mean,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes,
+    cpuMicrosPerAnswer: cpuUsedMicros / requests,
+  }
+}
+
+/** `connections` connections, pipelining 1, for `seconds`. */
+export async function getRun (server: Server, urlPath: string, seconds: number, connections: number, round: number): Promise<RunResult> {
+  const cpuBefore = cpuMicros(server.child.pid)
+  const result = await autocannon({ url: server.url + urlPath, connections, pipelining: 1, duration: seconds })
+  return summarise(server.name, round, result, cpuMicros(server.child.pid) - cpuBefore)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+export function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+export function fmt (value: number, digits = 0): string {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+/** A plain-text table: the first two columns left-aligned, the others right-aligned. */
+export function table (header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((row) => row.map(String))]
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)))
+  return cells.map((row) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()).join('\n')
+}
