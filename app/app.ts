@@ -1,5 +1,4 @@
 import fastifyFormbody from '@fastify/formbody'
-import fastifyHelmet from '@fastify/helmet'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -21,6 +20,7 @@ import type { TaskRunnerOptions } from './tasks/runner.js'
 import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin from './web/errors.js'
+import securityHeadersPlugin from './web/security-headers.js'
 import viewPlugin from './web/view.js'
 
 declare module 'fastify' {
@@ -58,19 +58,21 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
 
   app.decorate('config', options.config)
   await app.register(databasePlugin, { database: options.database, closeOnShutdown: options.closeDatabase })
-  await app.register(fastifyHelmet, {
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-        // Keep plain-HTTP installs (http://127.0.0.1:3000) working; HSTS covers HTTPS sites.
-        upgradeInsecureRequests: null,
+  await app.register(securityHeadersPlugin, {
+    helmet: {
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'self'"],
+          // Keep plain-HTTP installs (http://127.0.0.1:3000) working; HSTS covers HTTPS sites.
+          upgradeInsecureRequests: null,
+        },
       },
     },
   })

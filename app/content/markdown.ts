@@ -27,3 +27,30 @@ export function markdownToText (source: string): string {
     .replace(/\s+/g, ' ')
     .trim()
 }
+
+/** Characters of Markdown (and as much HTML) kept by {@link renderCached}. */
+const CACHE_CHARACTERS = 8_000_000
+const rendered = new Map<string, string>()
+let cachedCharacters = 0
+
+/**
+ * Markdown to HTML, remembering the most recently rendered texts: rendering is the largest part
+ * of serving a document page, and pages are read far more often than they change. Keyed by the
+ * text itself, so an answer is never stale, whatever database or version it came from.
+ */
+export function renderCached (source: string): string {
+  let html = rendered.get(source)
+  if (html !== undefined) {
+    rendered.delete(source)
+  } else {
+    html = renderMarkdown(source)
+    cachedCharacters += source.length + html.length
+    for (const [oldest, oldestHtml] of rendered) {
+      if (cachedCharacters <= CACHE_CHARACTERS) break
+      rendered.delete(oldest)
+      cachedCharacters -= oldest.length + oldestHtml.length
+    }
+  }
+  rendered.set(source, html)
+  return html
+}

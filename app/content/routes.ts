@@ -2,7 +2,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { ConflictError, invalidInput, type FieldErrors } from '../errors.js'
 import type { SearchHit } from './catalog.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document, type DocumentSummary } from './documents.js'
-import { renderMarkdown } from './markdown.js'
+import { renderCached } from './markdown.js'
 import { slugify, slugProblem, validateDocumentInput } from './validation.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { fillPageLocals } from '../web/view.js'
@@ -83,7 +83,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
 
   fastify.get<{ Params: SlugParams, Querystring: { saved?: string } }>('/docs/:slug', async function show (request, reply) {
     const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
-    return reply.render('doc', { title: doc.title, doc, html: renderMarkdown(doc.body), saved: request.query.saved === '1' })
+    return reply.render('doc', { title: doc.title, doc, html: renderCached(doc.body), saved: request.query.saved === '1' })
   })
 
   fastify.get<{ Params: SlugParams }>('/docs/:slug/edit', { preHandler: fastify.requireSignedIn }, async function editPage (request, reply) {
