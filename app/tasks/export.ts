@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream'
 import { sql, type Kysely } from 'kysely'
 import type { Catalog } from '../content/catalog.js'
 import type { Database } from '../db/database.js'
+import { openSqlite } from '../db/sqlite.js'
 import type { DB } from '../db/schema.js'
 
 /**
@@ -51,6 +52,19 @@ export class ImportError extends Error {
  * REPEATABLE READ; a SQLite read transaction in WAL mode) while writes go on.
  */
 export async function writeExport (database: Database, output: Writable, onProgress?: (done: number, total: number) => void): Promise<ExportSummary> {
+  if (database.kind !== 'sqlite') return writeSnapshot(database.reader, output, onProgress)
+  // A SQLite database has one reader connection, which every request of this instance reads
+  // through: an export held on it would stall them all until it ends. It gets one of its own.
+  const own = openSqlite(database.location)
+  try {
+    return await writeSnapshot(own.reader, output, onProgress)
+  } finally {
+    await own.reader.destroy()
+    await own.writer.destroy()
+  }
+}
+
+async function writeSnapshot (reader: Kysely<DB>, output: Writable, onProgress?: (done: number, total: number) => void): Promise<ExportSummary> {
   const hash = createHash('sha256')
   let bytes = 0
   async function line (value: unknown): Promise<void> {
@@ -60,7 +74,7 @@ export async function writeExport (database: Database, output: Writable, onProgr
     if (!output.write(text)) await once(output, 'drain')
   }
 
-  const summary = await database.reader.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (snapshot) => {
+  const summary = await reader.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (snapshot) => {
     // The first statement fixes the snapshot; everything below reads that one point in time.
     const last = await snapshot.selectFrom('commit_log').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
     const lastCommit = Number(last?.id ?? 0)
