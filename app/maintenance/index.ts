@@ -426,8 +426,8 @@ function windowProblem (mode: string, reason: string | null, startsAt: string | 
   if (reason !== null && reason.length > MAX_REASON_LENGTH) return `the reason must be at most ${MAX_REASON_LENGTH} characters`
   if (startsAt === null || !isIsoTimestamp(startsAt)) return 'the start must be an ISO-8601 date and time, like 2026-11-22T14:00:00Z'
   if (endsAt === null || !isIsoTimestamp(endsAt)) return 'the end must be an ISO-8601 date and time, like 2026-11-22T16:00:00Z'
-  if (startsAt <= now) return 'the start must be in the future'
-  if (endsAt <= startsAt) return 'the end must be after the start'
+  if (Date.parse(startsAt) <= Date.parse(now)) return 'the start must be in the future'
+  if (Date.parse(endsAt) <= Date.parse(startsAt)) return 'the end must be after the start'
   return undefined
 }
 

@@ -103,7 +103,7 @@ function invalidChange (current: MaintenanceState, change: ChangeRequest, now: s
   if (change.reason !== null && change.reason.length > MAX_REASON_LENGTH) return `the reason must be at most ${MAX_REASON_LENGTH} characters`
   if (change.until !== null && change.mode !== 'normal') {
     if (!isIsoTimestamp(change.until)) return 'the expected end must be an ISO-8601 date and time, like 2026-11-22T14:00:00Z'
-    if (change.until <= now) return 'the expected end must be in the future'
+    if (Date.parse(change.until) <= Date.parse(now)) return 'the expected end must be in the future'
   }
   return undefined
 }
