@@ -387,6 +387,21 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       await expectRefused('trailing.jsonl', Buffer.concat([good, Buffer.from('{"more":true}\n')]), `line ${lines.length + 1}: there is more after the end line`)
     })
 
+    it('whose data the database refuses half-way (a duplicate user name): the import is one transaction, nothing stays', async () => {
+      const lines = linesOf(good)
+      // The second user row, its name made the first one's; the checksum made to match.
+      const users = lines.slice(2, 4).map((line) => JSON.parse(line))
+      users[1][1] = users[0][1]
+      const body = [...lines.slice(0, 2), ...users.map((row) => JSON.stringify(row)), ...lines.slice(4, -1)].join('\n') + '\n'
+      const file = fileFor('duplicate-user.jsonl', body + JSON.stringify({ end: true, sha256: createHash('sha256').update(body).digest('hex') }) + '\n')
+      await expect(importExport(emptyDatabase, catalogFor(kind), file)).rejects.toThrow(/unique|duplicate/i)
+      await expectStillEmpty(emptyDatabase, freshState)
+      const run = await quiesce(empty, ['import', file])
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(/^quiesce: .*(unique|duplicate).*\n$/i)
+      await expectStillEmpty(emptyDatabase, freshState)
+    })
+
     it('with a wrong format or version in the header', async () => {
       const lines = linesOf(good)
       const header = JSON.parse(lines[0]!)
