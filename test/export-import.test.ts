@@ -18,12 +18,13 @@ import { catalogRows, deferred, FINISHED, until } from './helpers/tasks.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 const ANN = basicAuth('ann', 'ann-password')
-const TABLES = ['app_user', 'document', 'maintenance_state', 'maintenance_log'] as const
+const TABLES = ['app_user', 'document', 'maintenance_state', 'maintenance_log', 'maintenance_window'] as const
 const COLUMNS = {
   app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at'],
   document: ['id', 'slug', 'title', 'body', 'version', 'created_by', 'created_at', 'updated_by', 'updated_at'],
   maintenance_state: ['id', 'mode', 'maintainer', 'reason', 'since', 'until', 'version', 'changed_by', 'changed_at'],
   maintenance_log: ['id', 'at', 'actor', 'channel', 'instance', 'from_mode', 'to_mode', 'reason', 'until', 'expected_version', 'new_version', 'outcome', 'detail'],
+  maintenance_window: ['id', 'mode', 'reason', 'starts_at', 'ends_at', 'created_by', 'created_at', 'state', 'started_version', 'note'],
 }
 const TIMINGS = { heartbeatMs: 50, staleAfterMs: 2000, pollMs: 50 }
 
@@ -113,6 +114,9 @@ async function addContent (site: TestSite): Promise<void> {
   const { version } = await readState(site.app)
   const refused = await site.app.inject({ method: 'PUT', url: '/api/maintenance', headers: { authorization: ANN }, payload: { mode: 'concurrent', expectedVersion: version } })
   expect(refused.statusCode).toBe(403)
+  // A scheduled window travels too.
+  const window = await site.app.inject({ method: 'POST', url: '/api/maintenance/windows', headers: { authorization: BOSS }, payload: { mode: 'exclusive', reason: 'the move', startsAt: '2031-06-01T02:00:00.000Z', endsAt: '2031-06-01T04:00:00.000Z' } })
+  expect(window.statusCode, window.body).toBe(201)
   await switchTo(site.app, BOSS, 'concurrent', { reason: 'export test: «state» travels', until: '2031-05-06T07:08:09.000Z' })
 }
 
@@ -145,7 +149,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
   })
 
   async function expectStillEmpty (database: Database, state: unknown): Promise<void> {
-    for (const table of ['app_user', 'document', 'maintenance_log', 'commit_log', 'catalog']) expect(await countOf(database, table), table).toBe(0)
+    for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'commit_log', 'catalog']) expect(await countOf(database, table), table).toBe(0)
     expect(await stateRow(database)).toEqual(state)
   }
 
@@ -159,7 +163,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     expect(EXPORT_FORMAT).toBe('quiesce-export')
     expect(EXPORT_VERSION).toBe(1)
     // The header line is exactly that, keys in that order.
-    expect(lines[0]).toBe(`{"format":"quiesce-export","version":1,"lastCommit":${lastCommit},"tables":["app_user","document","maintenance_state","maintenance_log"]}`)
+    expect(lines[0]).toBe(`{"format":"quiesce-export","version":1,"lastCommit":${lastCommit},"tables":["app_user","document","maintenance_state","maintenance_log","maintenance_window"]}`)
 
     let at = 1
     for (const table of TABLES) {
@@ -186,7 +190,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
 
     expect(summary).toEqual({
       lastCommit,
-      rows: { app_user: 2, document: 1203, maintenance_state: 1, maintenance_log: tables.maintenance_log!.length },
+      rows: { app_user: 2, document: 1203, maintenance_state: 1, maintenance_log: tables.maintenance_log!.length, maintenance_window: 1 },
       bytes: bytes.length,
     })
   })
@@ -288,7 +292,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     expect(run).toEqual({
       code: 0,
       stdout: '',
-      stderr: `exported ${rows.app_user} app_user, ${rows.document} document, 1 maintenance_state, ${rows.maintenance_log} maintenance_log up to commit ${reference.summary.lastCommit} (${reference.bytes.length} bytes)\n`,
+      stderr: `exported ${rows.app_user} app_user, ${rows.document} document, 1 maintenance_state, ${rows.maintenance_log} maintenance_log, 1 maintenance_window up to commit ${reference.summary.lastCommit} (${reference.bytes.length} bytes)\n`,
     })
     expect(readFileSync(file).equals(reference.bytes)).toBe(true)
     expect(statSync(file).mode & 0o777).toBe(0o600)
@@ -408,7 +412,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       const withHeader = (value: unknown) => [JSON.stringify(value), ...lines.slice(1)].join('\n') + '\n'
       await expectRefused('format.jsonl', withHeader({ ...header, format: 'other-export' }), 'this is not a Quiesce export (no "quiesce-export" header)')
       await expectRefused('version.jsonl', withHeader({ ...header, version: 2 }), 'export format version 2 is not supported (this Quiesce reads version 1)')
-      await expectRefused('tables.jsonl', withHeader({ ...header, tables: ['app_user', 'document'] }), 'the header must list the tables app_user, document, maintenance_state, maintenance_log')
+      await expectRefused('tables.jsonl', withHeader({ ...header, tables: ['app_user', 'document'] }), 'the header must list the tables app_user, document, maintenance_state, maintenance_log, maintenance_window')
       await expectRefused('csv.jsonl', 'id,slug,title\n1,a,b\n', 'line 1 is not JSON: the file is damaged')
       const missing = path.join(empty.dataDir, 'does-not-exist.jsonl')
       await expect(importExport(emptyDatabase, catalogFor(kind), missing)).rejects.toThrow(`cannot read ${missing}: ENOENT`)
@@ -519,7 +523,7 @@ describe.each(DATABASE_KINDS)('round trip from %s through the other database and
     const documents = await countOf(origin.database, 'document')
     expect(imported).toEqual({
       code: 0,
-      stdout: `imported 2 app_user, ${documents} document, 1 maintenance_state, ${await countOf(origin.database, 'maintenance_log')} maintenance_log (export up to commit ${header.lastCommit}); the catalog was rebuilt\n`,
+      stdout: `imported 2 app_user, ${documents} document, 1 maintenance_state, ${await countOf(origin.database, 'maintenance_log')} maintenance_log, ${await countOf(origin.database, 'maintenance_window')} maintenance_window (export up to commit ${header.lastCommit}); the catalog was rebuilt\n`,
       stderr: '',
     })
     const mirrorDatabase = await openDatabase(mirror.url)

@@ -187,7 +187,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
       expect((await windowRow(site, row!.id)).state).toBe('cancelled')
       const again = await postForm(site.app, boss, `/manage/windows/${row!.id}/cancel`, {})
       expect(again.statusCode).toBe(400)
-      expect(mainOf(again.body)).toContain(`Not scheduled: window ${row!.id} has started or ended already, or does not exist`)
+      expect(mainOf(again.body)).toContain(`Not cancelled: window ${row!.id} has started or ended already, or does not exist`)
     })
   })
 

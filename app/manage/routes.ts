@@ -102,7 +102,9 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     const body = (request.body ?? {}) as ChangeForm & WindowForm
     return reply.render('manage', {
       ...page,
-      problem: aboutWindows ? `Not scheduled: ${shown.message}` : explainRefusal(shown.code, shown.message, page.state),
+      problem: aboutWindows
+        ? `${request.url.endsWith('/cancel') ? 'Not cancelled' : 'Not scheduled'}: ${shown.message}`
+        : explainRefusal(shown.code, shown.message, page.state),
       form: aboutWindows
         ? page.form
         : { mode: (body.mode as Mode | undefined) ?? page.state.mode, reason: body.reason ?? '', until: body.until ?? '', expectedVersion: page.state.version },
