@@ -1,23 +1,11 @@
-import { PassThrough, Readable } from 'node:stream'
-import path from 'node:path'
+import { Readable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { writeEmergencyUser } from '../app/auth/access-file.js'
-import { hashPassword } from '../app/auth/passwords.js'
-import { insertUser } from '../app/auth/users.js'
 import { USAGE, main } from '../app/cli/main.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { kyselyMaintenanceStore } from '../app/maintenance/index.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+import { addOperators, capture, cliEnv, type Run } from './helpers/cli.js'
 import { logCount, logRowsAfter, stateRow } from './helpers/maintenance.js'
-
-interface Run { code: number | undefined, stdout: string, stderr: string }
-
-function capture () {
-  const stream = new PassThrough()
-  let text = ''
-  stream.on('data', (chunk: Buffer) => { text += chunk.toString() })
-  return { stream, text: () => text }
-}
 
 describe.each(DATABASE_KINDS)('quiesce status and quiesce mode on %s', (kind) => {
   let testDatabase: TestDatabase
@@ -26,14 +14,9 @@ describe.each(DATABASE_KINDS)('quiesce status and quiesce mode on %s', (kind) =>
 
   beforeAll(async () => {
     testDatabase = await createTestDatabase(kind)
-    const url = testDatabase.url.kind === 'sqlite' ? `sqlite:${testDatabase.url.file}` : testDatabase.url.url
-    env = { QUIESCE_DATA_DIR: testDatabase.dataDir, QUIESCE_DATABASE_URL: url, QUIESCE_INSTANCE_ID: 'ops-laptop', QUIESCE_LOG_LEVEL: 'silent' }
+    env = cliEnv(testDatabase)
     database = await openDatabase(testDatabase.url)
-    const passwordHash = await hashPassword('irrelevant-password')
-    await insertUser(database.writer, { username: 'boss', passwordHash, role: 'manager' })
-    await insertUser(database.writer, { username: 'deputy', passwordHash, role: 'manager' })
-    await insertUser(database.writer, { username: 'ann', passwordHash, role: 'member' })
-    await writeEmergencyUser(path.join(testDatabase.dataDir, 'access'), 'root', passwordHash)
+    await addOperators(database, testDatabase)
   })
   afterAll(async () => {
     await database?.destroy()

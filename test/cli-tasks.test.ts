@@ -1,10 +1,6 @@
-import path from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { writeEmergencyUser } from '../app/auth/access-file.js'
-import { hashPassword } from '../app/auth/passwords.js'
-import { insertUser } from '../app/auth/users.js'
 import { buildApp } from '../app/app.js'
 import { main } from '../app/cli/main.js'
 import { catalogFor } from '../app/content/catalog.js'
@@ -12,23 +8,13 @@ import { seedDocuments } from '../app/content/seed.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { testConfig } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+import { addOperators, capture, cliEnv } from './helpers/cli.js'
 import { stateRow } from './helpers/maintenance.js'
 import { catalogRows, freshBuild, taskRow, until } from './helpers/tasks.js'
 
 const DOCS = 200
 /** A progress line of `quiesce reindex` when stderr is not a terminal. */
 const PROGRESS_LINE = /^reindex: (\d+)\/(\d+) \((\d+)%\) (queued|running|paused|done), \d+\/s(, about \d+ s left)?, (\d+) conflicts$/
-
-function capture (tty = false) {
-  const stream = new PassThrough() as PassThrough & { isTTY?: boolean, columns?: number }
-  if (tty) {
-    stream.isTTY = true
-    stream.columns = 120
-  }
-  let text = ''
-  stream.on('data', (chunk: Buffer) => { text += chunk.toString() })
-  return { stream, text: () => text }
-}
 
 describe.each(DATABASE_KINDS)('quiesce reindex on %s', (kind) => {
   let testDatabase: TestDatabase
@@ -37,14 +23,9 @@ describe.each(DATABASE_KINDS)('quiesce reindex on %s', (kind) => {
 
   beforeAll(async () => {
     testDatabase = await createTestDatabase(kind)
-    const url = testDatabase.url.kind === 'sqlite' ? `sqlite:${testDatabase.url.file}` : testDatabase.url.url
-    env = { QUIESCE_DATA_DIR: testDatabase.dataDir, QUIESCE_DATABASE_URL: url, QUIESCE_INSTANCE_ID: 'ops-laptop', QUIESCE_LOG_LEVEL: 'silent' }
+    env = cliEnv(testDatabase)
     database = await openDatabase(testDatabase.url)
-    const passwordHash = await hashPassword('irrelevant-password')
-    await insertUser(database.writer, { username: 'boss', passwordHash, role: 'manager' })
-    await insertUser(database.writer, { username: 'deputy', passwordHash, role: 'manager' })
-    await insertUser(database.writer, { username: 'ann', passwordHash, role: 'member' })
-    await writeEmergencyUser(path.join(testDatabase.dataDir, 'access'), 'root', passwordHash)
+    await addOperators(database, testDatabase)
     expect(await seedDocuments(database.writer, catalogFor(kind), DOCS)).toBe(DOCS)
   })
   afterAll(async () => {

@@ -1,24 +1,16 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { authenticate } from '../app/auth/authenticate.js'
 import { USAGE, main } from '../app/cli/main.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { migrations } from '../app/db/migrate.js'
+import { capture, type Run } from './helpers/cli.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
 
 const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/
-
-interface Run { code: number | undefined, stdout: string, stderr: string }
-
-function capture () {
-  const stream = new PassThrough()
-  let text = ''
-  stream.on('data', (chunk: Buffer) => { text += chunk.toString() })
-  return { stream, text: () => text }
-}
 
 describe.each(DATABASE_KINDS)('the quiesce command on %s', (kind) => {
   let testDatabase: TestDatabase

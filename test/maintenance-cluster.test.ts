@@ -4,18 +4,9 @@ import { buildApp } from '../app/app.js'
 import { openDatabase } from '../app/db/database.js'
 import { addUser, basicAuth, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { until } from './helpers/wait.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
-
-async function until<T> (what: string, probe: () => T | Promise<T>, timeoutMs = 3000): Promise<NonNullable<T>> {
-  const start = Date.now()
-  for (;;) {
-    const value = await probe()
-    if (value) return value as NonNullable<T>
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 async function switchMode (app: FastifyInstance, mode: string): Promise<LightMyRequestResponse> {
   const current = (await app.inject({ url: '/api/maintenance' })).json()

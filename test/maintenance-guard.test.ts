@@ -9,15 +9,10 @@ import maintenancePlugin, { kyselyMaintenanceStore } from '../app/maintenance/in
 import { UnitOfWorkEngine } from '../app/unit-of-work/unit-of-work.js'
 import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+import { deferred } from './helpers/wait.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 const ANN = basicAuth('ann', 'ann-password')
-
-function deferred<T = void> () {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((_resolve) => { resolve = _resolve })
-  return { promise, resolve }
-}
 
 async function switchMode (site: TestSite, authorization: string, mode: string, reason = 'test') {
   const current = (await site.app.inject({ url: '/api/maintenance' })).json()

@@ -8,6 +8,7 @@ import { openDatabase, type Database } from '../app/db/database.js'
 import { assertVersionMatched } from '../app/unit-of-work/unit-of-work.js'
 import { addUser, basicAuth, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { deferred } from './helpers/wait.js'
 
 const ALICE = basicAuth('alice', 'alice-password')
 
@@ -16,12 +17,6 @@ async function bumpVersionBehindTheBack (database: Database, slug: string): Prom
   await database.writer.updateTable('document')
     .set((eb) => ({ version: eb('version', '+', 1), title: 'changed underneath' }))
     .where('slug', '=', slug).execute()
-}
-
-function deferred<T = void> () {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((_resolve) => { resolve = _resolve })
-  return { promise, resolve }
 }
 
 describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
