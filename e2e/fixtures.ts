@@ -11,6 +11,13 @@ export interface TestUser {
 
 export const E2E_PORT = 3200
 
+/**
+ * Documents e2e/serve.ts seeds before the server starts. Enough for a catalog rebuild (in
+ * batches of 100) to take a few seconds, so the story in reindex-readonly.spec.ts can watch its
+ * progress bar advance while people browse; a few hundred would be rebuilt in a blink.
+ */
+export const SEEDED_DOCUMENTS = 20_000
+
 export const users = {
   /** A manager exists, so a new site does not create (and print) its own `admin`. */
   maria: { name: 'maria', password: 'maria-e2e-password', role: 'manager' },
@@ -26,6 +33,10 @@ export const users = {
   emil: { name: 'emil', password: 'emil-e2e-password', role: 'member' },
   /** A second manager, who cannot change the mode while maria is the maintainer. */
   felix: { name: 'felix', password: 'felix-e2e-password', role: 'manager' },
+  /** Rebuilds the catalog while the site is read-only. */
+  greta: { name: 'greta', password: 'greta-e2e-password', role: 'manager' },
+  /** Is editing a document while the catalog is rebuilt. */
+  hugo: { name: 'hugo', password: 'hugo-e2e-password', role: 'member' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>

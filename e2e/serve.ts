@@ -7,10 +7,9 @@ import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { E2E_PORT, users, type TestUser } from './fixtures.js'
+import { E2E_PORT, SEEDED_DOCUMENTS, users, type TestUser } from './fixtures.js'
 
 const CLI = path.resolve('dist/app/cli/bin.js')
-const DEMO_DOCUMENTS = 200
 
 if (!existsSync(CLI)) {
   console.error(`e2e: ${CLI} is missing; run \`npm run build\` first (\`npm run test:e2e\` does both)`)
@@ -38,8 +37,9 @@ try {
     if (user.role === 'emergency') quiesce(['emergency-user', user.name], user.password + '\n')
     else quiesce(['user', 'add', user.name, '--role', user.role], user.password + '\n')
   }
-  // A site whose first start finds users gets no demo documents, so add them like a new site would.
-  quiesce(['seed', '--docs', String(DEMO_DOCUMENTS)])
+  // A site whose first start finds users gets no demo documents, so add them like a new site
+  // would, and more than its 200 (see SEEDED_DOCUMENTS).
+  quiesce(['seed', '--docs', String(SEEDED_DOCUMENTS)])
 } catch (err) {
   rmSync(dataDir, { recursive: true, force: true })
   throw err
