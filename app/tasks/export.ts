@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Writable } from 'node:stream'
 import { sql, type Kysely } from 'kysely'
 import type { Catalog } from '../content/catalog.js'
@@ -92,6 +93,8 @@ async function writeSnapshot (reader: Kysely<DB>, output: Writable, onProgress?:
       await line({ table, columns, rows: counts[table] })
       let after = -1
       for (;;) {
+        // Let the instance answer requests between two pages (SQLite reads synchronously).
+        await yieldToEventLoop()
         const rows = await (snapshot as Kysely<any>).selectFrom(table).select([...columns])
           .where('id', '>', after).orderBy('id').limit(PAGE).execute()
         for (const row of rows) await line(columns.map((column) => row[column] ?? null))

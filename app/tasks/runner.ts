@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { toMaintenancePrincipal } from '../auth/principal.js'
 import type { Catalog } from '../content/catalog.js'
@@ -164,6 +165,9 @@ export class TaskRunner {
         if (!await updateTask(db, task.id, env.owner, update)) throw new TaskLostError(`task ${task.id} is no longer ours`)
       },
       async checkpoint () {
+        // SQLite answers synchronously: without a turn of the event loop between two steps,
+        // a long task would keep this instance from answering anyone until it ends.
+        await yieldToEventLoop()
         signal.throwIfAborted()
         const current = await findTask(db, task.id)
         if (current === undefined || current.state === 'cancelling' || current.state === 'cancelled') throw new TaskCancelledError()
