@@ -67,6 +67,8 @@ export interface MaintenanceController {
   subscribe (listener: (state: MaintenanceState) => void): () => void
   /** Counts work outside HTTP requests (a task's batch) as a write in flight until `done()`. */
   trackWrite (): () => void
+  /** Stops counting a long-lived request (an event stream) as a request in flight. */
+  untrack (request: FastifyRequest): void
   /** The next scheduled window starting within a day, for the announcement on every page. */
   readonly upcoming: MaintenanceWindow | null
   /** Scheduled, active and recent windows, soonest first. */
@@ -212,6 +214,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
       await refreshUpcoming()
     },
     runSchedule: (now) => runSchedule(now ?? new Date()),
+    untrack: (request) => untrack(request),
     trackWrite () {
       writesInFlight++
       let done = false

@@ -28,6 +28,8 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
   for (let failedInARow = 0; ;) {
     await run.checkpoint()
     let attemptConflicts = 0
+    // The batch counts as a write in flight of this instance (the control panel shows it).
+    const untrackWrite = run.env.maintenance.trackWrite()
     try {
       const landed = await engine.run(task.startedBy, async (unitOfWork) => {
         const docs = await unitOfWork.db.selectFrom('document')
@@ -80,6 +82,8 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
         throw new Error(`the catalog could not be rebuilt: concurrent edits conflicted with the same batch ${failedInARow} times in a row. Switch the site to Concurrent (read-only) mode and start the reindex again as its maintainer.`)
       }
       await sleep(Math.min(20 * failedInARow, 500), undefined, { signal: run.signal })
+    } finally {
+      untrackWrite()
     }
   }
 }

@@ -88,6 +88,7 @@ const taskRoutes: FastifyPluginAsync = async function taskRoutes (fastify) {
   const streams = new Set<() => void>()
   fastify.get<{ Params: IdParams }>('/api/tasks/:id/events', { sse: 'only' }, async function taskEvents (request, reply) {
     const first = await taskOr404(request)
+    fastify.maintenance.untrack(request)
     const sse = reply.sse
     sse.keepAlive()
     let last = ''
