@@ -25,12 +25,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import autocannon from 'autocannon'
 import BetterSqlite3 from 'better-sqlite3'
-import pg from 'pg'
 import {
-  APP_BIN, ROOT, RESULTS_DIR, cpuMicros, ensureBuilt, envNumber, fmt, getRun, gitState, load, machine, median, onCleanup, runCli, runMain,
-  startServer, stopServer, summarise, table, type RunResult, type Server,
+  APP_BIN, ROOT, RESULTS_DIR, basicAuth, checkVersions, documentVersions, ensureBuilt, envNumber, fmt, getRun, gitState, load, machine, median,
+  onCleanup, putRun, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type RunResult, type Server, type Tally, type WriteRunResult,
 } from './lib.js'
 
 const settings = {
@@ -52,70 +50,7 @@ const profiling = { cpuProfDir: settings.cpuProfDir }
 
 const MEMBER = 'benchmember'
 const MEMBER_PASSWORD = `bench-${randomBytes(12).toString('hex')}`
-const BASIC = `Basic ${Buffer.from(`${MEMBER}:${MEMBER_PASSWORD}`).toString('base64')}`
-
-// ---------------------------------------------------------------------------------------------
-// Measuring
-
-/** Per document: 2xx answers and the highest version they reported. */
-type Tally = Map<string, { ok: number, maxVersion: number }>
-
-interface WriteRunResult extends RunResult {
-  conflicts: number
-  otherNon2xx: number
-}
-
-const DOC_BODY = [
-  'A polished brass hinge for kitchens and workshops. It is sold in pairs and takes a standard 4 mm screw.',
-  '',
-  '## Specification',
-  '',
-  '- **Material:** brass, polished',
-  '- **Size:** 45 mm',
-  '- **Weight:** 80 g',
-  '',
-  'Pairs well with the oak drawer pull.',
-].join('\n')
-
-/**
- * A fixed number of PUTs (not a duration): autocannon then waits for every answer, so no commit
- * can happen unseen when it stops, and the stored versions must match the 2xx count exactly.
- */
-async function putRun (server: Server, slugs: string[], amount: number, tally: Tally, round: number): Promise<WriteRunResult> {
-  let edits = 0
-  let lastAnswer = 0
-  const cpuBefore = cpuMicros(server.child.pid)
-  const started = performance.now()
-  const result = await autocannon({
-    url: server.url,
-    connections: settings.connections,
-    pipelining: 1,
-    amount: Math.max(amount, settings.connections),
-    sampleInt: 100,
-    headers: { authorization: BASIC, 'content-type': 'application/json' },
-    requests: [{
-      method: 'PUT',
-      setupRequest (request, context) {
-        const slug = slugs[Math.floor(Math.random() * slugs.length)]!
-        ;(context as { slug?: string }).slug = slug
-        edits++
-        return { ...request, path: `/api/docs/${slug}`, body: JSON.stringify({ title: `Benchmark edit ${edits}`, body: `${DOC_BODY}\n\nEdit ${edits}.` }) }
-      },
-      onResponse (status, body, context) {
-        lastAnswer = performance.now()
-        if (status < 200 || status > 299) return
-        const slug = (context as { slug?: string }).slug!
-        const entry = tally.get(slug) ?? { ok: 0, maxVersion: 0 }
-        entry.ok++
-        entry.maxVersion = Math.max(entry.maxVersion, (JSON.parse(body) as { version: number }).version)
-        tally.set(slug, entry)
-      },
-    }],
-  })
-  const run = summarise(server.name, round, result, cpuMicros(server.child.pid) - cpuBefore, (lastAnswer - started) / 1000)
-  const conflicts = run.statusCodes['409'] ?? 0
-  return { ...run, rps: result['2xx'] / run.durationS, conflicts, otherNon2xx: run.non2xx - conflicts }
-}
+const BASIC = basicAuth(MEMBER, MEMBER_PASSWORD)
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
@@ -261,52 +196,14 @@ async function readPart (app: Server, sqliteFile: string, slug: string, appComma
 }
 
 async function writePart (sqliteApp: Server, slugs: string[], sqliteEnv: Record<string, string>, dataDir: string, appCommand: string): Promise<void> {
-  const targets: Array<{ server: Server, count: (slugs: string[]) => Promise<Map<string, number>> }> = [{
-    server: sqliteApp,
-    async count () {
-      const db = new BetterSqlite3(sqliteEnv.QUIESCE_DATABASE_URL!.slice('sqlite:'.length), { readonly: true })
-      try {
-        return new Map((db.prepare('select slug, version from document').all() as Array<{ slug: string, version: number }>).map((row) => [row.slug, row.version]))
-      } finally {
-        db.close()
-      }
-    },
-  }]
+  const targets: Array<{ server: Server, databaseUrl: string }> = [{ server: sqliteApp, databaseUrl: sqliteEnv.QUIESCE_DATABASE_URL! }]
 
   if (settings.postgres) {
-    const name = `quiesce_bench_${randomBytes(6).toString('hex')}`
-    const adminQuery = async (text: string) => {
-      const client = new pg.Client({ connectionString: settings.postgresAdminUrl })
-      await client.connect()
-      try {
-        await client.query(text)
-      } finally {
-        await client.end()
-      }
-    }
-    await adminQuery(`create database ${name}`)
-    onCleanup(async () => {
-      await adminQuery(`drop database if exists ${name} with (force)`)
-      console.log(`dropped PostgreSQL database ${name}`)
-    })
-    const url = new URL(settings.postgresAdminUrl)
-    url.pathname = `/${name}`
-    const postgresEnv = { ...sqliteEnv, QUIESCE_DATA_DIR: path.join(dataDir, 'postgres'), QUIESCE_DATABASE_URL: url.toString() }
-    console.log(`\nsetup: PostgreSQL database ${name}: ${await runCli(['seed', '--docs', String(slugs.length)], postgresEnv)}, ${await runCli(['user', 'add', MEMBER, '--role', 'member'], postgresEnv, MEMBER_PASSWORD + '\n')}`)
+    const database = await throwawayPostgres(settings.postgresAdminUrl)
+    const postgresEnv = { ...sqliteEnv, QUIESCE_DATA_DIR: path.join(dataDir, 'postgres'), QUIESCE_DATABASE_URL: database.url }
+    console.log(`\nsetup: PostgreSQL database ${database.name}: ${await runCli(['seed', '--docs', String(slugs.length)], postgresEnv)}, ${await runCli(['user', 'add', MEMBER, '--role', 'member'], postgresEnv, MEMBER_PASSWORD + '\n')}`)
     const postgresApp = await startServer('app-postgres', [APP_BIN, 'serve'], postgresEnv, profiling)
-    targets.push({
-      server: postgresApp,
-      async count () {
-        const client = new pg.Client({ connectionString: url.toString() })
-        await client.connect()
-        try {
-          const { rows } = await client.query<{ slug: string, version: number }>('select slug, version from document')
-          return new Map(rows.map((row) => [row.slug, row.version]))
-        } finally {
-          await client.end()
-        }
-      },
-    })
+    targets.push({ server: postgresApp, databaseUrl: database.url })
   }
 
   console.log(`\n== PUT /api/docs/:slug (HTTP Basic, member "${MEMBER}"), each request a random one of ${slugs.length} documents ==`)
@@ -314,19 +211,20 @@ async function writePart (sqliteApp: Server, slugs: string[], sqliteEnv: Record<
 
   const tallies = new Map(targets.map((target) => [target.server.name, new Map() as Tally]))
   const before = new Map<string, Map<string, number>>()
-  for (const target of targets) before.set(target.server.name, await target.count(slugs))
+  for (const target of targets) before.set(target.server.name, await documentVersions(target.databaseUrl))
   const rates = new Map<string, number[]>()
   const runs: WriteRunResult[] = []
   for (const { server } of targets) {
     // Warm-up: a short calibration, then `warmup` seconds' worth.
-    const probe = await putRun(server, slugs, settings.connections * 30, tallies.get(server.name)!, 0)
-    const warm = await putRun(server, slugs, Math.round(probe.rps * settings.warmup), tallies.get(server.name)!, 0)
+    const put = (amount: number, round: number) => putRun(server, { slugs, amount, connections: settings.connections, authorization: BASIC, tally: tallies.get(server.name)!, round })
+    const probe = await put(settings.connections * 30, 0)
+    const warm = await put(probe.rps * settings.warmup, 0)
     runs.push(warm)
     rates.set(server.name, [warm.rps])
   }
   for (let round = 1; round <= settings.rounds; round++) {
     for (const { server } of round % 2 === 1 ? targets : [...targets].reverse()) {
-      const run = await putRun(server, slugs, Math.round(median(rates.get(server.name)!) * settings.duration), tallies.get(server.name)!, round)
+      const run = await putRun(server, { slugs, amount: median(rates.get(server.name)!) * settings.duration, connections: settings.connections, authorization: BASIC, tally: tallies.get(server.name)!, round })
       rates.get(server.name)!.push(run.rps)
       runs.push(run)
       console.log(`  round ${round} ${server.name.padEnd(12)} ${fmt(run.rps).padStart(6)} commits/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  409 ${run.conflicts}  other non-2xx ${run.otherNon2xx}  errors ${run.errors}`)
@@ -339,25 +237,12 @@ async function writePart (sqliteApp: Server, slugs: string[], sqliteEnv: Record<
   const checks: Record<string, unknown> = {}
   for (const target of targets) {
     const name = target.server.name
-    const tally = tallies.get(name)!
-    const after = await target.count(slugs)
-    const start = before.get(name)!
-    let increments = 0
-    let ok = 0
-    const mismatched: string[] = []
-    for (const slug of slugs) {
-      const added = after.get(slug)! - start.get(slug)!
-      const seen = tally.get(slug) ?? { ok: 0, maxVersion: start.get(slug)! }
-      increments += added
-      ok += seen.ok
-      if (added !== seen.ok || (seen.ok > 0 && seen.maxVersion !== after.get(slug))) mismatched.push(slug)
-    }
-    const passed = increments === ok && mismatched.length === 0
-    console.log(`check ${name}: stored versions rose by ${fmt(increments)}, 2xx answers ${fmt(ok)}; documents whose count or last version differ: ${mismatched.length} → ${passed ? 'OK' : 'MISMATCH'}`)
-    if (!passed) failures.push(`${name}: versions rose by ${increments} but there were ${ok} 2xx answers (${mismatched.length} documents differ, e.g. ${mismatched.slice(0, 3).join(', ')})`)
+    const check = checkVersions(slugs, before.get(name)!, await documentVersions(target.databaseUrl), tallies.get(name)!)
+    console.log(`check ${name}: stored versions rose by ${fmt(check.versionIncrements)}, 2xx answers ${fmt(check.answers2xx)}; documents whose count or last version differ: ${check.mismatchedDocuments} → ${check.passed ? 'OK' : 'MISMATCH'}`)
+    if (!check.passed) failures.push(`${name}: versions rose by ${check.versionIncrements} but there were ${check.answers2xx} 2xx answers (${check.mismatchedDocuments} documents differ, e.g. ${check.examples.join(', ')})`)
     const bad = runs.filter((run) => run.server === name).reduce((sum, run) => sum + run.otherNon2xx + run.errors, 0)
     if (bad > 0) failures.push(`${name}: ${bad} PUTs answered with a non-2xx other than 409, or failed`)
-    checks[name] = { versionIncrements: increments, answers2xx: ok, mismatchedDocuments: mismatched.length, passed }
+    checks[name] = check
   }
 
   const summary: Record<string, unknown> = {}

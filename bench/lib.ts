@@ -3,10 +3,15 @@
  * failure or Ctrl-C), the app's CLI, the build check, autocannon runs and compact tables.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
+import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
+import BetterSqlite3 from 'better-sqlite3'
+import pg from 'pg'
 
 export const ROOT = path.resolve(import.meta.dirname, '..')
 export const APP_BIN = path.join(ROOT, 'dist/app/cli/bin.js')
@@ -284,8 +289,220 @@ export async function getRun (server: Server, urlPath: string, seconds: number, 
   return summarise(server.name, round, result, cpuMicros(server.child.pid) - cpuBefore)
 }
 
+/** Per document: 2xx answers and the highest version they reported. */
+export type Tally = Map<string, { ok: number, maxVersion: number }>
+
+export interface WriteRunResult extends RunResult {
+  conflicts: number
+  otherNon2xx: number
+}
+
+export const DOC_BODY = [
+  'A polished brass hinge for kitchens and workshops. It is sold in pairs and takes a standard 4 mm screw.',
+  '',
+  '## Specification',
+  '',
+  '- **Material:** brass, polished',
+  '- **Size:** 45 mm',
+  '- **Weight:** 80 g',
+  '',
+  'Pairs well with the oak drawer pull.',
+].join('\n')
+
+export interface PutRunOptions {
+  /** The documents, one picked at random per request. */
+  slugs: string[]
+  /** PUTs in all (at least one per connection). */
+  amount: number
+  connections: number
+  /** The `authorization` header (HTTP Basic). */
+  authorization: string
+  /** Where the 2xx answers are counted per document. */
+  tally: Tally
+  round: number
+}
+
+/**
+ * `PUT /api/docs/:slug` with random documents, a fixed number of them (not a duration): autocannon
+ * then waits for every answer, so no commit can happen unseen when it stops, and the stored
+ * versions must match the 2xx count exactly ({@link checkVersions}). `rps` counts 2xx answers.
+ */
+export async function putRun (server: Server, options: PutRunOptions): Promise<WriteRunResult> {
+  const { slugs, tally } = options
+  let edits = 0
+  let lastAnswer = 0
+  const cpuBefore = cpuMicros(server.child.pid)
+  const started = performance.now()
+  const result = await autocannon({
+    url: server.url,
+    connections: options.connections,
+    pipelining: 1,
+    amount: Math.max(Math.round(options.amount), options.connections),
+    sampleInt: 100,
+    headers: { authorization: options.authorization, 'content-type': 'application/json' },
+    requests: [{
+      method: 'PUT',
+      setupRequest (request, context) {
+        const slug = slugs[Math.floor(Math.random() * slugs.length)]!
+        ;(context as { slug?: string }).slug = slug
+        edits++
+        return { ...request, path: `/api/docs/${slug}`, body: JSON.stringify({ title: `Benchmark edit ${edits}`, body: `${DOC_BODY}\n\nEdit ${edits}.` }) }
+      },
+      onResponse (status, body, context) {
+        lastAnswer = performance.now()
+        if (status < 200 || status > 299) return
+        const slug = (context as { slug?: string }).slug!
+        const entry = tally.get(slug) ?? { ok: 0, maxVersion: 0 }
+        entry.ok++
+        entry.maxVersion = Math.max(entry.maxVersion, (JSON.parse(body) as { version: number }).version)
+        tally.set(slug, entry)
+      },
+    }],
+  })
+  const run = summarise(server.name, options.round, result, cpuMicros(server.child.pid) - cpuBefore, (lastAnswer - started) / 1000)
+  const conflicts = run.statusCodes['409'] ?? 0
+  return { ...run, rps: result['2xx'] / run.durationS, conflicts, otherNon2xx: run.non2xx - conflicts }
+}
+
+export interface VersionCheck {
+  versionIncrements: number
+  answers2xx: number
+  mismatchedDocuments: number
+  /** A few of them. */
+  examples: string[]
+  passed: boolean
+}
+
+/** Whether each document's stored version rose by exactly its 2xx answers and ended at the highest version answered. */
+export function checkVersions (slugs: string[], before: Map<string, number>, after: Map<string, number>, tally: Tally): VersionCheck {
+  let increments = 0
+  let ok = 0
+  const mismatched: string[] = []
+  for (const slug of slugs) {
+    const added = after.get(slug)! - before.get(slug)!
+    const seen = tally.get(slug) ?? { ok: 0, maxVersion: before.get(slug)! }
+    increments += added
+    ok += seen.ok
+    if (added !== seen.ok || (seen.ok > 0 && seen.maxVersion !== after.get(slug))) mismatched.push(slug)
+  }
+  return { versionIncrements: increments, answers2xx: ok, mismatchedDocuments: mismatched.length, examples: mismatched.slice(0, 3), passed: increments === ok && mismatched.length === 0 }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+/** Each document's stored version, read straight from the database (sqlite:FILE or postgres://…). */
+export async function documentVersions (databaseUrl: string): Promise<Map<string, number>> {
+  const rows = await queryDatabase<{ slug: string, version: number }>(databaseUrl, 'select slug, version from document')
+  return new Map(rows.map((row) => [row.slug, Number(row.version)]))
+}
+
+/** One read-only query on its own connection, closed afterwards. */
+export async function queryDatabase<R> (databaseUrl: string, text: string, parameters: unknown[] = []): Promise<R[]> {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const db = new BetterSqlite3(databaseUrl.slice('sqlite:'.length), { readonly: true, fileMustExist: true })
+    try {
+      return db.prepare(text).all(...parameters) as R[]
+    } finally {
+      db.close()
+    }
+  }
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    return (await client.query(text, parameters)).rows as R[]
+  } finally {
+    await client.end()
+  }
+}
+
+/** A statement on the PostgreSQL server as its administrator (create/drop database). */
+export async function postgresAdmin (adminUrl: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    await client.query(text)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * Creates a throwaway database `PREFIX_<random>` (optionally a copy of `template`, which nobody
+ * may be connected to), dropped at the end (also on failure or Ctrl-C). Returns its URL.
+ */
+export async function throwawayPostgres (adminUrl: string, prefix = 'quiesce_bench', template?: string): Promise<{ name: string, url: string, drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`
+  await postgresAdmin(adminUrl, `create database ${name}${template === undefined ? '' : ` template ${template}`}`)
+  let dropped = false
+  const drop = async () => {
+    if (dropped) return
+    dropped = true
+    await postgresAdmin(adminUrl, `drop database if exists ${name} with (force)`)
+    console.log(`dropped PostgreSQL database ${name}`)
+  }
+  onCleanup(drop)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return { name, url: url.toString(), drop }
+}
+
+/** A consistent copy of a SQLite file (the online backup API, so a WAL is included). */
+export async function copySqlite (from: string, to: string): Promise<void> {
+  mkdirSync(path.dirname(to), { recursive: true })
+  const db = new BetterSqlite3(from, { readonly: true, fileMustExist: true })
+  try {
+    await db.backup(to)
+  } finally {
+    db.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain HTTP from the benchmark process
+
+export function basicAuth (username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+}
+
+export interface HttpAnswer {
+  status: number
+  body: string
+  /** performance.now() when the status line and headers arrived. */
+  headersAt: number
+  /** performance.now() when the whole body had arrived. */
+  endAt: number
+}
+
+/** One request over `agent` (keep-alive, so a client keeps its connection); a JSON body if given. */
+export function httpRequest (agent: http.Agent, url: string, method: string, headers: Record<string, string>, body?: unknown): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const request = http.request(url, {
+      method,
+      agent,
+      headers: payload === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    }, (response) => {
+      const headersAt = performance.now()
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headersAt, endAt: performance.now() }))
+      response.on('error', reject)
+    })
+    request.on('error', reject)
+    request.end(payload)
+  })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reporting
+
+/** Nearest-rank percentile (p in 0..100) of the values. */
+export function percentile (values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
 
 export function median (values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
