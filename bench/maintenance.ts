@@ -21,9 +21,13 @@
  *    applies the change). Targets: p99 < 100 ms on PostgreSQL, < 250 ms on SQLite.
  *
  * Not part of the test suite. Environment (all optional):
- *   BENCH_DURATION=2.5     seconds per measured round and server (gate, commit)
- *   BENCH_ROUNDS=10        measured rounds (many short rounds: on a shared machine a burst of
- *                          someone else's work then spoils one round, and the median drops it)
+ *   BENCH_DURATION=2       seconds per measured round and server (gate, commit)
+ *   BENCH_ROUNDS=10        measured rounds in all (many short rounds: on a shared machine a
+ *                          burst of someone else's work then spoils one round, and the median
+ *                          drops it)
+ *   BENCH_GENERATIONS=2    fresh server processes this many times, the rounds shared among
+ *                          them: two processes of the same build can differ by a few per cent
+ *                          for the whole of their lives (see BENCH_GATE_AA)
  *   BENCH_WARMUP=2         seconds of warm-up per server
  *   BENCH_CONNECTIONS=10   autocannon connections (pipelining 1)
  *   BENCH_WRITE_DOCS=1000  documents in the database (the PUTs pick one at random)
@@ -57,8 +61,9 @@ const PARTS = ['gate', 'commit', 'propagation'] as const
 type Part = typeof PARTS[number]
 
 const settings = {
-  duration: envNumber('BENCH_DURATION', 2.5),
+  duration: envNumber('BENCH_DURATION', 2),
   rounds: envNumber('BENCH_ROUNDS', 10),
+  generations: envNumber('BENCH_GENERATIONS', 2),
   warmup: envNumber('BENCH_WARMUP', 2),
   connections: envNumber('BENCH_CONNECTIONS', 10),
   writeDocs: envNumber('BENCH_WRITE_DOCS', 1000),
@@ -74,6 +79,8 @@ const settings = {
 }
 for (const part of settings.only) if (!PARTS.includes(part as Part)) throw new Error(`BENCH_ONLY takes ${PARTS.join(', ')} (comma-separated), not ${part}`)
 const runs = (part: Part) => settings.only.includes(part)
+/** Measured rounds in generation `generation` (1-based): the rounds shared out, the first ones taking the rest. */
+const roundsPer = (generation: number) => Math.floor(settings.rounds / settings.generations) + (generation <= settings.rounds % settings.generations ? 1 : 0)
 const profiling = { cpuProfDir: settings.cpuProfDir }
 
 const APP_SERVER = path.join(ROOT, 'bench/app-server.ts')
@@ -151,40 +158,53 @@ async function gatePart (sqlite: Target, dataDir: string): Promise<void> {
   const copy = path.join(dataDir, 'sqlite-concurrent', 'quiesce.sqlite')
   await copySqlite(file, copy)
   const copyTarget: Target = { ...sqlite, env: { ...sqlite.env, QUIESCE_DATA_DIR: path.dirname(copy), QUIESCE_DATABASE_URL: `sqlite:${copy}` }, databaseUrl: `sqlite:${copy}` }
-  const normal = await startApp('plugin-normal', sqlite, true)
-  const concurrent = await startApp('plugin-concurrent', copyTarget, true)
-  const without = await startApp('without-plugin', sqlite, false)
-  const servers = [normal, concurrent, without]
-  const twin = settings.gateAA ? await startApp('without-plugin-2', sqlite, false) : undefined
-  if (twin !== undefined) servers.push(twin)
-  const switched = await changeMode(concurrent, 'concurrent', await currentVersion(concurrent))
-  // The copy's state is its own: the original must still be normal.
-  if ((await currentVersion(normal)) !== switched.state.version - 1) failures.push('gate: the normal server\'s state moved when the copy was switched')
-
   const urlPath = `/docs/${sqlite.slugs[0]}`
   console.log(`\n== gate: GET ${urlPath} (anonymous), SQLite ==`)
   console.log(`servers: ${APP_COMMAND}`)
-  console.log(`  plugin-normal and without-plugin share ${path.relative(dataDir, file)}; plugin-concurrent runs on a copy (${path.relative(dataDir, copy)}), switched to concurrent (v${switched.state.version}) through PUT /api/maintenance`)
-  const pages = await Promise.all(servers.map(async (server) => {
-    const answer = await fetch(server.url + urlPath)
-    return { server: server.name, status: answer.status, mode: answer.headers.get('quiesce-mode'), html: await answer.text() }
-  }))
-  for (const page of pages) console.log(`  ${page.server.padEnd(18)} ${page.status}, Quiesce-Mode ${page.mode ?? '(none)'}, ${page.html.length} chars of HTML`)
-  const samePage = pages[0]!.html === pages[2]!.html
-  console.log(`  plugin-normal renders the same page as without-plugin: ${samePage ? 'yes' : 'NO'}; plugin-concurrent's shows the banner (${pages[1]!.html.length - pages[2]!.html.length} more chars)`)
-  if (pages.some((page) => page.status !== 200)) failures.push('gate: a server did not answer the page with 200')
-  if (pages[1]!.mode !== 'concurrent') failures.push('gate: the concurrent server does not say Quiesce-Mode: concurrent')
+  console.log(`  plugin-normal and without-plugin${settings.gateAA ? ' (and without-plugin-2)' : ''} share ${path.relative(dataDir, file)}; plugin-concurrent runs on a copy (${path.relative(dataDir, copy)}), switched to concurrent through PUT /api/maintenance`)
+  console.log(`  ${settings.generations} generation${settings.generations === 1 ? '' : 's'} of server processes (fresh processes, ${roundsPer(1)} rounds each): one process alone can be a few per cent faster or slower than another of the same build`)
 
   const all: RunResult[] = []
-  for (const server of servers) all.push(await getRun(server, urlPath, settings.warmup, settings.connections, 0))
-  for (let round = 1; round <= settings.rounds; round++) {
-    for (const server of rotation(servers, round)) {
-      const run = await getRun(server, urlPath, settings.duration, settings.connections, round)
-      all.push(run)
-      console.log(`  round ${round} ${server.name.padEnd(18)} ${fmt(run.rps).padStart(7)} req/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  non-2xx ${run.non2xx}  errors ${run.errors}  CPU ${fmt(run.cpuMicrosPerAnswer)} µs/answer`)
+  let pages: Array<{ server: string, status: number, mode: string | null, html: string }> = []
+  let names: string[] = []
+  for (let generation = 1, round = 0; generation <= settings.generations; generation++) {
+    const normal = await startApp('plugin-normal', sqlite, true)
+    const concurrent = await startApp('plugin-concurrent', copyTarget, true)
+    const without = await startApp('without-plugin', sqlite, false)
+    const servers = [normal, concurrent, without]
+    const twin = settings.gateAA ? await startApp('without-plugin-2', sqlite, false) : undefined
+    if (twin !== undefined) servers.push(twin)
+    names = servers.map((server) => server.name)
+    try {
+      if (generation === 1) {
+        const switched = await changeMode(concurrent, 'concurrent', await currentVersion(concurrent))
+        // The copy's state is its own: the original must still be normal.
+        if ((await currentVersion(normal)) !== switched.state.version - 1) failures.push('gate: the normal server\'s state moved when the copy was switched')
+        pages = await Promise.all(servers.map(async (server) => {
+          const answer = await fetch(server.url + urlPath)
+          return { server: server.name, status: answer.status, mode: answer.headers.get('quiesce-mode'), html: await answer.text() }
+        }))
+        for (const page of pages) console.log(`  ${page.server.padEnd(18)} ${page.status}, Quiesce-Mode ${page.mode ?? '(none)'}, ${page.html.length} chars of HTML`)
+        console.log(`  plugin-normal renders the same page as without-plugin: ${pages[0]!.html === pages[2]!.html ? 'yes' : 'NO'}; plugin-concurrent's shows the banner (${pages[1]!.html.length - pages[2]!.html.length} more chars)`)
+        if (pages.some((page) => page.status !== 200)) failures.push('gate: a server did not answer the page with 200')
+        if (pages[1]!.mode !== 'concurrent') failures.push('gate: the concurrent server does not say Quiesce-Mode: concurrent')
+      }
+      for (const server of servers) all.push(await getRun(server, urlPath, settings.warmup, settings.connections, 0))
+      for (let i = 0; i < roundsPer(generation); i++) {
+        round++
+        for (const server of rotation(servers, round)) {
+          const run = await getRun(server, urlPath, settings.duration, settings.connections, round)
+          all.push(run)
+          console.log(`  round ${round} ${server.name.padEnd(18)} ${fmt(run.rps).padStart(7)} req/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  non-2xx ${run.non2xx}  errors ${run.errors}  CPU ${fmt(run.cpuMicrosPerAnswer)} µs/answer`)
+        }
+      }
+    } finally {
+      for (const server of servers) await stopServer(server)
     }
   }
-  for (const server of servers) await stopServer(server)
+  const samePage = pages[0]!.html === pages[2]!.html
+  const [normal, concurrent, without] = [{ name: names[0]! }, { name: names[1]! }, { name: names[2]! }]
+  const twin = settings.gateAA ? { name: names[3]! } : undefined
 
   const measured = all.filter((run) => run.round > 0)
   const find = (name: string, round: number) => measured.find((run) => run.server === name && run.round === round)!
@@ -214,7 +234,8 @@ async function gatePart (sqlite: Target, dataDir: string): Promise<void> {
     summary.push({ part: 'gate', database: 'sqlite', measure: `${server.name.replace('plugin-', '')} / without req/s (median of ${settings.rounds})`, value: median(r).toFixed(3), target: '≥ 0.97', met })
     summary.push({ part: 'gate', database: 'sqlite', measure: `${server.name.replace('plugin-', '')} / without by CPU µs/answer`, value: median(c).toFixed(3), target: '(≥ 0.97)', met: null })
   }
-  for (const server of servers) {
+  for (const name of names) {
+    const server = { name }
     summary.push({ part: 'gate', database: 'sqlite', measure: `${server.name}: req/s, CPU µs/answer (median)`, value: `${fmt(medianOf(server.name, (r) => r.rps))}, ${fmt(medianOf(server.name, (r) => r.cpuMicrosPerAnswer))}`, target: '', met: null })
   }
   report.gate = result
@@ -224,32 +245,39 @@ async function gatePart (sqlite: Target, dataDir: string): Promise<void> {
 // 2. Commits
 
 async function commitPart (target: Target): Promise<void> {
-  const withPlugin = await startApp(`plugin-${target.kind}`, target, true)
-  const without = await startApp(`without-${target.kind}`, target, false)
-  const servers = [withPlugin, without]
+  const withPlugin = { name: `plugin-${target.kind}` }
+  const without = { name: `without-${target.kind}` }
   console.log(`\n== commit: PUT /api/docs/:slug (HTTP Basic, member "${MEMBER}"), ${target.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, each request a random one of ${target.slugs.length} documents ==`)
-  console.log(`servers: ${APP_COMMAND}; both on the same database, taking turns; a run is a fixed number of PUTs sized from the rates so far (~${settings.duration} s)`)
+  console.log(`servers: ${APP_COMMAND}; both on the same database, taking turns; a run is a fixed number of PUTs sized from the rates so far (~${settings.duration} s); ${settings.generations} generation${settings.generations === 1 ? '' : 's'} of server processes`)
 
   const tally: Tally = new Map()
   const before = await documentVersions(target.databaseUrl)
   const put = (server: Server, amount: number, round: number) => putRun(server, { slugs: target.slugs, amount, connections: settings.connections, authorization: MEMBER_AUTH, tally, round })
   const rates = new Map<string, number[]>()
   const all: WriteRunResult[] = []
-  for (const server of servers) {
-    const probe = await put(server, settings.connections * 30, 0)
-    const warm = await put(server, probe.rps * settings.warmup, 0)
-    all.push(warm)
-    rates.set(server.name, [warm.rps])
-  }
-  for (let round = 1; round <= settings.rounds; round++) {
-    for (const server of rotation(servers, round)) {
-      const run = await put(server, median(rates.get(server.name)!) * settings.duration, round)
-      rates.get(server.name)!.push(run.rps)
-      all.push(run)
-      console.log(`  round ${round} ${server.name.padEnd(16)} ${fmt(run.rps).padStart(6)} commits/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  409 ${run.conflicts}  other non-2xx ${run.otherNon2xx}  errors ${run.errors}  CPU ${fmt(run.cpuMicrosPerAnswer)} µs/answer`)
+  for (let generation = 1, round = 0; generation <= settings.generations; generation++) {
+    const servers = [await startApp(withPlugin.name, target, true), await startApp(without.name, target, false)]
+    try {
+      for (const server of servers) {
+        const probe = await put(server, settings.connections * 30, 0)
+        const warm = await put(server, (rates.has(server.name) ? median(rates.get(server.name)!) : probe.rps) * settings.warmup, 0)
+        all.push(warm)
+        if (!rates.has(server.name)) rates.set(server.name, [warm.rps])
+      }
+      for (let i = 0; i < roundsPer(generation); i++) {
+        round++
+        for (const server of rotation(servers, round)) {
+          const run = await put(server, median(rates.get(server.name)!) * settings.duration, round)
+          rates.get(server.name)!.push(run.rps)
+          all.push(run)
+          console.log(`  round ${round} ${server.name.padEnd(16)} ${fmt(run.rps).padStart(6)} commits/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  409 ${run.conflicts}  other non-2xx ${run.otherNon2xx}  errors ${run.errors}  CPU ${fmt(run.cpuMicrosPerAnswer)} µs/answer`)
+        }
+      }
+    } finally {
+      for (const server of servers) await stopServer(server)
     }
   }
-  for (const server of servers) await stopServer(server)
+  const servers = [withPlugin, without]
 
   const check: VersionCheck = checkVersions(target.slugs, before, await documentVersions(target.databaseUrl), tally)
   console.log('\n' + table(RUN_HEADER, all.map((run) => runRow(run, 'commits/s'))))
