@@ -41,6 +41,10 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
           // The batch's range must hold exactly the documents read, at the versions read.
           let query = transaction.selectFrom('document').select(['id', 'version']).where('id', '>', lastId).orderBy('id')
           if (to !== undefined) query = query.where('id', '<=', to)
+          // PostgreSQL: hold the checked rows until this commit, or an edit committing between
+          // the check and the catalog writes would see its fresh entry overwritten with the old
+          // text. (SQLite has one writer at a time: nothing can commit in between.)
+          if (run.env.database.kind === 'postgres') query = query.forShare()
           const now = await query.execute()
           if (now.length !== docs.length || now.some((row, i) => row.id !== docs[i]!.id || row.version !== docs[i]!.version)) {
             throw new ConflictError('documents of this batch changed while it was indexed')
