@@ -91,6 +91,35 @@ describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
     expect(afterCommits).toEqual(['guard-maintainer'])
   })
 
+  it('judges the commit by the state in its own transaction, even when this instance has not heard of a switch', async () => {
+    // Another instance switched without this one noticing yet (no notification, no change counter).
+    const before = site.app.maintenance.state
+    await site.database.writer.updateTable('maintenance_state')
+      .set({ mode: 'concurrent', maintainer: 'boss', version: before.version + 1 }).where('id', '=', 1).execute()
+    expect(site.app.maintenance.state.mode).toBe('normal')
+    const res = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-unheard', headers: { authorization: ANN }, payload: { title: 't', body: 'b' } })
+    expect(res.statusCode).toBe(503)
+    expect(res.json().code).toBe('QUIESCE_READ_ONLY')
+    expect(await findDocument(site.database.writer, 'guard-unheard')).toBeUndefined()
+    // The guard's read brought this instance up to date.
+    expect(site.app.maintenance.state).toMatchObject({ mode: 'concurrent', version: before.version + 1 })
+  })
+
+  it('refuses early, without a transaction, what this instance already knows the guard would refuse', async () => {
+    await switchMode(site, BOSS, 'concurrent')
+    let transactions = 0
+    const hook = async () => { transactions++ }
+    site.app.unitOfWork.onBeforeWrites(hook)
+    const res = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-early', headers: { authorization: ANN }, payload: { title: 't', body: 'b' } })
+    expect(res.statusCode).toBe(503)
+    expect(res.json().code).toBe('QUIESCE_READ_ONLY')
+    expect(transactions).toBe(0)
+    // The maintainer's commit does open its transaction.
+    const own = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-early', headers: { authorization: BOSS }, payload: { title: 't', body: 'b' } })
+    expect(own.statusCode).toBe(201)
+    expect(transactions).toBe(1)
+  })
+
   it('the database refuses raw SQL writes from a handler, so a read-only request cannot write', async () => {
     const put = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-raw', headers: { authorization: BOSS }, payload: { title: 'original', body: 'b' } })
     expect(put.statusCode).toBe(201)

@@ -23,6 +23,8 @@ export * from './state.js'
 export interface CommitSeams {
   onBeforeWrites (hook: (context: { transaction: unknown, unitOfWork: { principal: unknown } }) => Promise<void>): void
   onBeforeRetry (hook: (context: { attempt: number, principal: unknown }) => Promise<void>): void
+  /** Optional: a hook before a commit's transaction opens, to refuse cheaply what the guard would refuse. */
+  onBeforeCommit? (hook: (context: { unitOfWork: { principal: unknown } }) => Promise<void>): void
 }
 
 export interface MaintenancePluginOptions {
@@ -326,6 +328,16 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     }
     apply(current)
     if (!mayWrite(current, identify(unitOfWork.principal))) throw refusal(current)
+  })
+
+  // A commit this instance already expects to be refused is checked against the database
+  // without opening a transaction: one read instead of BEGIN, a locked read and ROLLBACK, and
+  // no turn at the write lock (which a maintainer's reindex needs). Allowed ones go on to the guard.
+  options.unitOfWork.onBeforeCommit?.(async function refuseEarly ({ unitOfWork }) {
+    const principal = identify(unitOfWork.principal)
+    if (mayWrite(state, principal)) return
+    const current = await refresh()
+    if (!mayWrite(current, principal)) throw refusal(current)
   })
 
   // A retried request is judged by the state fetched again from the database, not the cache.

@@ -24,6 +24,11 @@ export interface RetryContext {
 
 /** Runs inside the commit transaction, before the staged writes; throwing vetoes the commit. */
 export type BeforeWritesHook = (context: CommitContext) => Promise<void>
+/**
+ * Runs before a commit with writes opens its transaction; throwing refuses the commit without
+ * taking a connection or a lock. (The in-transaction hooks still judge every commit that goes on.)
+ */
+export type BeforeCommitHook = (context: { unitOfWork: UnitOfWork }) => Promise<void>
 /** Runs before each retry; throwing ends the request with that error. */
 export type BeforeRetryHook = (context: RetryContext) => Promise<void>
 
@@ -114,6 +119,7 @@ export class UnitOfWorkEngine {
   readonly #log: FastifyBaseLogger
   readonly #beforeWrites: BeforeWritesHook[] = []
   readonly #beforeRetry: BeforeRetryHook[] = []
+  readonly #beforeCommit: BeforeCommitHook[] = []
   readonly #commits = new Set<Promise<unknown>>()
   #closed = false
   #writesInFlight = 0
@@ -131,6 +137,10 @@ export class UnitOfWorkEngine {
 
   onBeforeRetry (hook: BeforeRetryHook): void {
     this.#beforeRetry.push(hook)
+  }
+
+  onBeforeCommit (hook: BeforeCommitHook): void {
+    this.#beforeCommit.push(hook)
   }
 
   /** Commits in progress right now. */
@@ -178,6 +188,14 @@ export class UnitOfWorkEngine {
   async commit (unitOfWork: UnitOfWork): Promise<void> {
     if (this.#closed) throw new Error('the unit of work engine is closed')
     unitOfWork.signal?.throwIfAborted()
+    if (unitOfWork.hasWrites) {
+      try {
+        for (const hook of this.#beforeCommit) await hook({ unitOfWork })
+      } catch (err) {
+        unitOfWork.discard()
+        throw err
+      }
+    }
     const { writes, afterCommit } = unitOfWork.beginCommit()
     if (writes.length > 0) {
       this.#writesInFlight++
