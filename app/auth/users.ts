@@ -9,8 +9,6 @@ export interface User {
   createdAt: string
 }
 
-export const ROLES: readonly Role[] = ['member', 'manager']
-
 export function isRole (value: unknown): value is Role {
   return value === 'member' || value === 'manager'
 }

@@ -3,7 +3,6 @@ import type { Principal } from '../auth/principal.js'
 import type { DB, TaskState, TaskTable } from '../db/schema.js'
 
 export type TaskKind = 'reindex' | 'export'
-export const TASK_KINDS: readonly TaskKind[] = ['reindex', 'export']
 
 export interface Task {
   id: number
