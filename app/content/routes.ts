@@ -5,7 +5,6 @@ import { countDocuments, findDocument, listDocuments, requireDocument, type Docu
 import { renderCached } from './markdown.js'
 import { slugify, slugProblem, validateDocumentInput } from './validation.js'
 import { describeError, wantsJson } from '../web/errors.js'
-import { fillPageLocals } from '../web/view.js'
 
 declare module '../web/view.js' {
   interface Pages {
@@ -149,7 +148,6 @@ function refusedSave (action: DocumentForm['action']) {
     const fields = shown.details.fields as FieldErrors | undefined
     const body = (request.body ?? {}) as FormBody
     reply.code(shown.statusCode)
-    fillPageLocals(request, reply)
     return reply.render('doc-form', {
       title: action === 'create' ? 'New document (not saved)' : 'Edit (not saved)',
       action,

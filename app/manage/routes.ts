@@ -1,7 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
-import { fillPageLocals } from '../web/view.js'
 import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
 import usersRoutes from './users.js'
 
@@ -96,7 +95,6 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     // to whoever sent the request: only managers who got past the gate see it, others the error page.
     if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || !isManager(request.principal) || wantsJson(request)) throw error
     reply.code(shown.statusCode)
-    fillPageLocals(request, reply)
     const page = await managePage(request)
     const aboutWindows = request.url.startsWith('/manage/windows')
     const body = (request.body ?? {}) as ChangeForm & WindowForm

@@ -2,7 +2,6 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CsrfError, InternalError, InvalidInputError, NotFoundError } from '../errors.js'
-import { fillPageLocals } from './view.js'
 
 declare module './view.js' {
   interface Pages {
@@ -87,7 +86,6 @@ async function sendError (request: FastifyRequest, reply: FastifyReply, shown: S
   if (wantsJson(request)) {
     return { statusCode: shown.statusCode, code: shown.code, error, message: shown.message, ...shown.details }
   }
-  fillPageLocals(request, reply)
   if (shown.code === 'QUIESCE_EXCLUSIVE') {
     return reply.render('maintenance', { title: 'Closed for maintenance', state: request.server.maintenance.state, retryAfter: request.server.maintenance.retryAfter() })
   }

@@ -56,13 +56,12 @@ const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
     defaultContext: { siteName: 'Quiesce', formatTime },
   })
 
+  // The layout's per-request values are filled when a page renders (not for every request, and
+  // as they are then: a page rendered after a refused commit shows the mode that refused it).
   fastify.decorateReply('render', async function render (this: FastifyReply, page: string, data: object) {
+    fillPageLocals(this.request, this)
     this.type('text/html; charset=utf-8')
     return this.viewAsync(page, data)
-  })
-
-  fastify.addHook('preHandler', async function fillLocals (request: FastifyRequest, reply: FastifyReply) {
-    fillPageLocals(request, reply)
   })
 }
 
@@ -81,8 +80,7 @@ function upcomingWindow (window: MaintenanceWindow | null): Banner['upcoming'] {
   return { mode: window.mode, label: window.mode === 'exclusive' ? 'Exclusive maintenance' : 'Read-only maintenance', reason: window.reason, startsAt: window.startsAt, endsAt: window.endsAt, minutes }
 }
 
-/** Also used by the error handler, whose pages may render before any preHandler ran. */
-export function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
+function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
   reply.locals ??= {} as Locals
   reply.locals.principal = request.principal
   reply.locals.path = request.url
