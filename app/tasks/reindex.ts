@@ -79,10 +79,13 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
         throw err
       }
       // Every attempt of this batch conflicted with concurrent edits.
+      // Every attempt of this batch conflicted; the engine retried all but the last.
       conflicts += attemptConflicts + 1
-      retries += attemptConflicts + 1
+      retries += attemptConflicts
+      const givingUp = ++failedInARow >= MAX_FAILED_BATCHES
+      if (!givingUp) retries++
       await run.save({ conflicts, retries })
-      if (++failedInARow >= MAX_FAILED_BATCHES) {
+      if (givingUp) {
         throw new Error(`the catalog could not be rebuilt: concurrent edits conflicted with the same batch ${failedInARow} times in a row. Switch the site to Concurrent (read-only) mode and start the reindex again as its maintainer.`)
       }
       await sleep(Math.min(20 * failedInARow, 500), undefined, { signal: run.signal })
