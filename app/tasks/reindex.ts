@@ -78,8 +78,7 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
         if ((err as { code?: string }).code === 'QUIESCE_READ_ONLY' || (err as { code?: string }).code === 'QUIESCE_EXCLUSIVE') continue
         throw err
       }
-      // Every attempt of this batch conflicted with concurrent edits.
-      // Every attempt of this batch conflicted; the engine retried all but the last.
+      // Every attempt of this batch conflicted with concurrent edits; the engine retried all but the last.
       conflicts += attemptConflicts + 1
       retries += attemptConflicts
       const givingUp = ++failedInARow >= MAX_FAILED_BATCHES
