@@ -9,7 +9,8 @@ export interface TestUser {
   role: 'member' | 'manager' | 'emergency'
 }
 
-export const E2E_PORT = 3200
+/** Another port with QUIESCE_E2E_PORT, so that two checkouts can run their stories at once. */
+export const E2E_PORT = Number(process.env.QUIESCE_E2E_PORT ?? 3200)
 
 /**
  * Documents e2e/serve.ts seeds before the server starts. Enough for a catalog rebuild (in
