@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import envSchema from 'env-schema'
@@ -87,20 +87,26 @@ export function parseDatabaseUrl (url: string): DatabaseUrl {
 
 /**
  * The session secret comes from QUIESCE_SESSION_SECRET or from a file generated once in the
- * data dir (mode 0600), so sessions survive restarts without a secret in the repository.
+ * data dir (mode 0600), so sessions survive restarts without a secret in the repository. Of
+ * two processes that start on a new data dir at once, one creates it and both use it: the
+ * file appears whole (written aside, then linked into place, which fails if it exists).
  */
 export function ensureSessionSecret (config: Config): string {
   if (config.sessionSecret !== undefined) return config.sessionSecret
   const file = path.join(config.dataDir, 'session-secret')
-  let secret: string
-  try {
-    secret = readFileSync(file, 'utf8').trim()
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  if (!existsSync(file)) {
     mkdirSync(config.dataDir, { recursive: true })
-    secret = randomBytes(48).toString('base64url')
-    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' })
+    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`
+    writeFileSync(aside, randomBytes(48).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' })
+    try {
+      linkSync(aside, file)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    } finally {
+      unlinkSync(aside)
+    }
   }
+  const secret = readFileSync(file, 'utf8').trim()
   if (secret.length < 32) {
     throw new ConfigError(`invalid configuration: ${file} holds a session secret shorter than 32 characters`)
   }

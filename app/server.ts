@@ -1,12 +1,10 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { ensureManager } from './auth/bootstrap.js'
+import type { FirstManager } from './auth/bootstrap.js'
 import { ensureSessionSecret, type Config } from './config.js'
-import { catalogFor } from './content/catalog.js'
-import { countDocuments } from './content/documents.js'
-import { DEMO_DOCUMENTS, seedDocuments } from './content/seed.js'
 import { openDatabase } from './db/database.js'
+import { setUpNewSite } from './setup.js'
 
 export interface ServeOptions {
   /** Where first-start messages (the generated admin password) go. */
@@ -23,12 +21,9 @@ export async function serve (config: Config, options: ServeOptions = {}): Promis
   const logger = { level: config.logLevel }
   const database = await openDatabase(config.database)
   let app: FastifyInstance
-  let firstManager: Awaited<ReturnType<typeof ensureManager>>
+  let firstManager: FirstManager | undefined
   try {
-    const isNewSite = await countDocuments(database.writer) === 0 &&
-      (await database.writer.selectFrom('app_user').select('id').limit(1).execute()).length === 0
-    if (isNewSite) await seedDocuments(database.writer, catalogFor(database.kind), DEMO_DOCUMENTS)
-    firstManager = await ensureManager(database.writer)
+    firstManager = await setUpNewSite(database)
     app = await buildApp({ config, database, logger })
   } catch (err) {
     await database.destroy()

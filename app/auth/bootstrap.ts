@@ -6,14 +6,25 @@ import { countManagers, findUserWithHash, insertUser } from './users.js'
 
 export const FIRST_MANAGER = 'admin'
 
-/**
- * A new site needs someone who can manage it: when no manager exists, create `admin` with a
- * random password, which the caller prints once. Returns undefined when nothing was created.
- */
-export async function ensureManager (db: Kysely<DB>): Promise<{ username: string, password: string } | undefined> {
-  if (await countManagers(db) > 0) return undefined
-  if (await findUserWithHash(db, FIRST_MANAGER) !== undefined) return undefined
+export interface FirstManager {
+  username: string
+  password: string
+  passwordHash: string
+}
+
+/** A random password for the first manager, hashed ahead (outside any transaction). */
+export async function newFirstManager (): Promise<FirstManager> {
   const password = randomBytes(12).toString('base64url')
-  await insertUser(db, { username: FIRST_MANAGER, passwordHash: await hashPassword(password), role: 'manager' })
-  return { username: FIRST_MANAGER, password }
+  return { username: FIRST_MANAGER, password, passwordHash: await hashPassword(password) }
+}
+
+/**
+ * A new site needs someone who can manage it: when no manager exists, create `admin` with
+ * the given password, which the caller prints once. Returns undefined when nothing was created.
+ */
+export async function ensureManager (db: Kysely<DB>, candidate: FirstManager): Promise<FirstManager | undefined> {
+  if (await countManagers(db) > 0) return undefined
+  if (await findUserWithHash(db, candidate.username) !== undefined) return undefined
+  await insertUser(db, { username: candidate.username, passwordHash: candidate.passwordHash, role: 'manager' })
+  return candidate
 }

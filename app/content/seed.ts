@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { DB } from '../db/schema.js'
 import type { Catalog } from './catalog.js'
 import { countDocuments } from './documents.js'
@@ -70,25 +70,30 @@ export async function seedDocuments (db: Kysely<DB>, catalog: Catalog, count: nu
   let added = 0
   for (let start = first; start < first + count; start += BATCH) {
     const end = Math.min(first + count, start + BATCH)
-    await db.transaction().execute(async (transaction) => {
-      for (let index = start; index < end; index++) {
-        const doc = generateDocument(index)
-        const now = new Date().toISOString()
-        const inserted = await transaction.insertInto('document').values({
-          slug: doc.slug,
-          title: doc.title,
-          body: doc.body,
-          version: 1,
-          created_by: SEED_AUTHOR,
-          created_at: now,
-          updated_by: SEED_AUTHOR,
-          updated_at: now,
-        }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
-        if (inserted === undefined) continue
-        await catalog.index(transaction, { documentId: inserted.id, slug: doc.slug, title: doc.title, body: doc.body })
-        added++
-      }
-    })
+    added += await db.transaction().execute((transaction) => insertGenerated(transaction, catalog, start, end))
+  }
+  return added
+}
+
+/** Inserts generated documents `start` ≤ index < `end` in the caller's transaction; returns how many were new. */
+export async function insertGenerated (transaction: Transaction<DB>, catalog: Catalog, start: number, end: number): Promise<number> {
+  let added = 0
+  for (let index = start; index < end; index++) {
+    const doc = generateDocument(index)
+    const now = new Date().toISOString()
+    const inserted = await transaction.insertInto('document').values({
+      slug: doc.slug,
+      title: doc.title,
+      body: doc.body,
+      version: 1,
+      created_by: SEED_AUTHOR,
+      created_at: now,
+      updated_by: SEED_AUTHOR,
+      updated_at: now,
+    }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
+    if (inserted === undefined) continue
+    await catalog.index(transaction, { documentId: inserted.id, slug: doc.slug, title: doc.title, body: doc.body })
+    added++
   }
   return added
 }

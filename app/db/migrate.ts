@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
 import { maintenanceMigrations } from '../maintenance/migration.js'
+import { classifyDatabaseError } from './errors.js'
 import * as foundation from './migrations/2026-11-22-foundation.js'
 import * as tasks from './migrations/2026-11-23-tasks.js'
 
@@ -10,12 +12,26 @@ export const migrations: Record<string, Migration> = {
   ...maintenanceMigrations,
 }
 
+/** How long a process waits for another one's migrations before it gives up. */
+const MIGRATION_WAIT_MS = 120_000
+
+/**
+ * Brings the schema up to date. Migrations run under a lock that holds across processes
+ * (PostgreSQL: Kysely's advisory lock; SQLite: one `BEGIN IMMEDIATE` transaction), so of two
+ * processes that start at the same moment one migrates and the other waits, then finds
+ * nothing left to do. A wait longer than SQLite's lock timeout is retried here.
+ */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResultSet> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
-  const result = await migrator.migrateToLatest()
-  if (result.error) {
+  const giveUpAt = Date.now() + MIGRATION_WAIT_MS
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    const result = await migrator.migrateToLatest()
+    if (result.error === undefined) return result
+    if (classifyDatabaseError(result.error) === 'busy' && Date.now() < giveUpAt) {
+      await sleep(delay)
+      continue
+    }
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName
     throw new Error(`migration ${failed ?? ''} failed: ${(result.error as Error).message}`, { cause: result.error })
   }
-  return result
 }

@@ -35,10 +35,22 @@ export interface BetterSqliteDialectOptions {
  */
 export function betterSqliteDialect (options: BetterSqliteDialectOptions): Dialect {
   return {
-    createAdapter: () => new SqliteAdapter(),
+    createAdapter: () => new TransactionalDdlSqliteAdapter(),
     createDriver: () => new BetterSqliteDriver(options),
     createIntrospector: (db: Kysely<any>) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
+  }
+}
+
+/**
+ * SQLite runs DDL in transactions, and Kysely's migrator takes no lock on SQLite unless the
+ * adapter says so: with this, migrations run in one `BEGIN IMMEDIATE` transaction, so two
+ * processes that start on one file at the same moment migrate one after the other instead of
+ * both creating the same tables.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl (): boolean {
+    return true
   }
 }
 
