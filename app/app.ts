@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import authPlugin from './auth/plugin.js'
 import { toMaintenancePrincipal, type Principal } from './auth/principal.js'
 import authRoutes from './auth/routes.js'
+import resetRoutes from './auth/reset-routes.js'
 import { ensureSessionSecret, type Config } from './config.js'
 import contentApi from './content/api.js'
 import contentPlugin from './content/plugin.js'
@@ -108,6 +109,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   }
 
   await app.register(authRoutes)
+  await app.register(resetRoutes)
   await app.register(contentRoutes)
   await app.register(contentApi)
   if (withMaintenance) {

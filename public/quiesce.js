@@ -41,6 +41,8 @@
     for (const el of document.querySelectorAll('[data-requires-write]')) {
       if (writable) el.removeAttribute('aria-disabled')
       else el.setAttribute('aria-disabled', 'true')
+      // Buttons of the control panel's forms (users): really disabled, not only marked.
+      if (el.tagName === 'BUTTON') el.disabled = !writable
     }
     for (const el of document.querySelectorAll('[data-write-note]')) el.hidden = writable
     // The maintenance page reloads itself when the site opens again.

@@ -150,10 +150,10 @@ describe.each(DATABASE_KINDS)('the quiesce command on %s', (kind) => {
       expect(await userRow('one')).toBeUndefined()
     })
 
-    it.each([[['user']], [['user', 'remove', 'ann']]])('%j is bad usage', async (argv) => {
+    it.each([[['user']], [['user', 'frobnicate', 'ann']]])('%j is bad usage', async (argv) => {
       const run = await quiesce(argv)
       expect(run.code).toBe(2)
-      expect(run.stderr).toBe(`quiesce: expected user add NAME --role member|manager, or user passwd NAME\n\n${USAGE}\n`)
+      expect(run.stderr).toBe(`quiesce: expected user add|passwd|role|disable|enable|remove NAME, or user list\n\n${USAGE}\n`)
     })
   })
 
@@ -161,7 +161,7 @@ describe.each(DATABASE_KINDS)('the quiesce command on %s', (kind) => {
     it('changes the password: the new one signs in, the old one no longer does', async () => {
       await quiesce(['user', 'add', 'pat', '--role', 'member'], 'pat-old-password\n')
       const run = await quiesce(['user', 'passwd', 'pat'], 'pat-new-password\n')
-      expect(run).toEqual({ code: 0, stdout: 'changed the password of pat\n', stderr: '' })
+      expect(run).toEqual({ code: 0, stdout: 'changed the password of pat; their sessions were ended\n', stderr: '' })
       expect(await authenticate(database.reader, accessFile, 'pat', 'pat-new-password')).toEqual({ name: 'pat', role: 'member' })
       expect(await authenticate(database.reader, accessFile, 'pat', 'pat-old-password')).toBeUndefined()
       const row = await userRow('pat')
@@ -180,6 +180,49 @@ describe.each(DATABASE_KINDS)('the quiesce command on %s', (kind) => {
       const run = await quiesce(['user', 'passwd', 'kim'], 'short\n')
       expect(run.code).toBe(1)
       expect(await authenticate(database.reader, accessFile, 'kim', 'kim-password')).toEqual({ name: 'kim', role: 'member' })
+    })
+  })
+
+  describe('user role, disable, enable, remove, list', () => {
+    async function userLog (username: string) {
+      return database.writer.selectFrom('user_log').select(['actor', 'channel', 'action', 'detail']).where('username', '=', username).orderBy('id').execute()
+    }
+
+    it('disable stops sign-in and ends the sessions; enable undoes it; remove needs a disabled user; each is in the user log', async () => {
+      await quiesce(['user', 'add', 'rita', '--role', 'member'], 'rita-password\n')
+      await database.writer.insertInto('session').values({ sid: 'rita-session', data: JSON.stringify({ principal: { name: 'rita', role: 'member' } }), expires_at: '2999-01-01T00:00:00.000Z', principal: 'rita' }).execute()
+      expect(await quiesce(['user', 'remove', 'rita'])).toEqual({ code: 1, stdout: '', stderr: 'quiesce: rita must be disabled before they can be removed (quiesce user disable rita)\n' })
+
+      expect(await quiesce(['user', 'disable', 'rita'])).toEqual({ code: 0, stdout: 'disabled rita: they cannot sign in, and their sessions were ended\n', stderr: '' })
+      expect(await userRow('rita')).toMatchObject({ disabled_by: 'cli', version: 2 })
+      expect(await authenticate(database.reader, accessFile, 'rita', 'rita-password')).toBeUndefined()
+      expect(await database.writer.selectFrom('session').select('sid').where('sid', '=', 'rita-session').executeTakeFirst()).toBeUndefined()
+      expect((await quiesce(['user', 'list'])).stdout).toMatch(/^rita\tmember\tdisabled \d{4}-\d\d-\d\dT[\d:.]+Z by cli$/m)
+
+      expect(await quiesce(['user', 'enable', 'rita'])).toEqual({ code: 0, stdout: 'enabled rita\n', stderr: '' })
+      expect(await authenticate(database.reader, accessFile, 'rita', 'rita-password')).toEqual({ name: 'rita', role: 'member' })
+      expect((await quiesce(['user', 'list'])).stdout).toMatch(/^rita\tmember\tactive$/m)
+
+      expect(await quiesce(['user', 'role', 'rita', '--role', 'manager'])).toEqual({ code: 0, stdout: 'rita is a manager now; their sessions were ended\n', stderr: '' })
+      expect((await quiesce(['user', 'role', 'rita', '--role', 'boss'])).code).toBe(2)
+      expect((await quiesce(['user', 'disable', 'rita'])).code).toBe(0)
+      expect(await quiesce(['user', 'remove', 'rita'])).toEqual({ code: 0, stdout: 'removed rita\n', stderr: '' })
+      expect(await userRow('rita')).toBeUndefined()
+      expect(await quiesce(['user', 'disable', 'rita'])).toEqual({ code: 1, stdout: '', stderr: 'quiesce: there is no user named rita\n' })
+      expect((await userLog('rita')).map((entry) => [entry.actor, entry.channel, entry.action])).toEqual([
+        ['cli', 'cli', 'added'], ['cli', 'cli', 'disabled'], ['cli', 'cli', 'enabled'], ['cli', 'cli', 'role'], ['cli', 'cli', 'disabled'], ['cli', 'cli', 'removed'],
+      ])
+    })
+
+    it('refuses to take away the last manager who can sign in, by role or by disabling', async () => {
+      await quiesce(['user', 'add', 'last-one', '--role', 'manager'], 'last-one-password\n')
+      const others = (await database.writer.selectFrom('app_user').select('username').where('role', '=', 'manager').where('disabled_at', 'is', null).where('username', '!=', 'last-one').execute()).map((row) => row.username)
+      for (const name of others) expect((await quiesce(['user', 'disable', name])).code).toBe(0)
+      const refusal = 'quiesce: refused: last-one is the last manager who can sign in, and the site needs one; make someone else a manager first\n'
+      expect(await quiesce(['user', 'disable', 'last-one'])).toEqual({ code: 1, stdout: '', stderr: refusal })
+      expect(await quiesce(['user', 'role', 'last-one', '--role', 'member'])).toEqual({ code: 1, stdout: '', stderr: refusal })
+      expect(await userRow('last-one')).toMatchObject({ role: 'manager', disabled_at: null, version: 1 })
+      for (const name of others) expect((await quiesce(['user', 'enable', name])).code).toBe(0)
     })
   })
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../app/app.js'
+import { findUser, setDisabled } from '../app/auth/users.js'
 import { main } from '../app/cli/main.js'
 import { catalogFor } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
@@ -18,13 +19,14 @@ import { catalogRows, deferred, FINISHED, until } from './helpers/tasks.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 const ANN = basicAuth('ann', 'ann-password')
-const TABLES = ['app_user', 'document', 'maintenance_state', 'maintenance_log', 'maintenance_window'] as const
+const TABLES = ['app_user', 'document', 'maintenance_state', 'maintenance_log', 'maintenance_window', 'user_log'] as const
 const COLUMNS = {
-  app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at'],
+  app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at', 'disabled_at', 'disabled_by'],
   document: ['id', 'slug', 'title', 'body', 'version', 'created_by', 'created_at', 'updated_by', 'updated_at'],
   maintenance_state: ['id', 'mode', 'maintainer', 'reason', 'since', 'until', 'version', 'changed_by', 'changed_at'],
   maintenance_log: ['id', 'at', 'actor', 'channel', 'instance', 'from_mode', 'to_mode', 'reason', 'until', 'expected_version', 'new_version', 'outcome', 'detail'],
   maintenance_window: ['id', 'mode', 'reason', 'starts_at', 'ends_at', 'created_by', 'created_at', 'state', 'started_version', 'note'],
+  user_log: ['id', 'at', 'actor', 'channel', 'username', 'action', 'detail'],
 }
 const TIMINGS = { heartbeatMs: 50, staleAfterMs: 2000, pollMs: 50 }
 
@@ -102,6 +104,11 @@ const TRICKY = [
 async function addContent (site: TestSite): Promise<void> {
   await addUser(site.database, 'boss', 'manager')
   await addUser(site.database, 'ann', 'member')
+  // A disabled user stays disabled, and the user log travels with them.
+  await addUser(site.database, 'gone', 'member')
+  await site.database.writer.transaction().execute(async (transaction) => {
+    await setDisabled(transaction, { name: 'boss', channel: 'web' }, (await findUser(transaction, 'gone'))!, true, 1)
+  })
   for (const doc of TRICKY) {
     const response = await site.app.inject({ method: 'PUT', url: `/api/docs/${doc.slug}`, headers: { authorization: ANN }, payload: { title: doc.title, body: doc.body } })
     expect(response.statusCode, response.body).toBe(201)
@@ -149,7 +156,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
   })
 
   async function expectStillEmpty (database: Database, state: unknown): Promise<void> {
-    for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'commit_log', 'catalog']) expect(await countOf(database, table), table).toBe(0)
+    for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'user_log', 'commit_log', 'catalog']) expect(await countOf(database, table), table).toBe(0)
     expect(await stateRow(database)).toEqual(state)
   }
 
@@ -163,7 +170,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     expect(EXPORT_FORMAT).toBe('quiesce-export')
     expect(EXPORT_VERSION).toBe(1)
     // The header line is exactly that, keys in that order.
-    expect(lines[0]).toBe(`{"format":"quiesce-export","version":1,"lastCommit":${lastCommit},"tables":["app_user","document","maintenance_state","maintenance_log","maintenance_window"]}`)
+    expect(lines[0]).toBe(`{"format":"quiesce-export","version":1,"lastCommit":${lastCommit},"tables":["app_user","document","maintenance_state","maintenance_log","maintenance_window","user_log"]}`)
 
     let at = 1
     for (const table of TABLES) {
@@ -173,7 +180,8 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       at += 1 + tables[table]!.length
     }
     expect(tables.document).toHaveLength(1203)
-    expect(tables.app_user!.map((row) => row[1])).toEqual(['boss', 'ann'])
+    expect(tables.app_user!.map((row) => [row[1], row[7] !== null, row[8]])).toEqual([['boss', false, null], ['ann', false, null], ['gone', true, 'boss']])
+    expect(tables.user_log!.map((row) => [row[2], row[3], row[4], row[5]])).toEqual([['boss', 'web', 'gone', 'disabled']])
     // exclusive, normal, the member's refused attempt, concurrent, normal.
     expect(tables.maintenance_log!.map((row) => [row[2], row[6], row[11]])).toEqual([
       ['boss', 'exclusive', 'applied'], ['boss', 'normal', 'applied'], ['ann', 'concurrent', 'refused'], ['boss', 'concurrent', 'applied'], ['boss', 'normal', 'applied'],
@@ -190,7 +198,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
 
     expect(summary).toEqual({
       lastCommit,
-      rows: { app_user: 2, document: 1203, maintenance_state: 1, maintenance_log: tables.maintenance_log!.length, maintenance_window: 1 },
+      rows: { app_user: 3, document: 1203, maintenance_state: 1, maintenance_log: tables.maintenance_log!.length, maintenance_window: 1, user_log: 1 },
       bytes: bytes.length,
     })
   })
@@ -292,7 +300,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     expect(run).toEqual({
       code: 0,
       stdout: '',
-      stderr: `exported ${rows.app_user} app_user, ${rows.document} document, 1 maintenance_state, ${rows.maintenance_log} maintenance_log, 1 maintenance_window up to commit ${reference.summary.lastCommit} (${reference.bytes.length} bytes)\n`,
+      stderr: `exported ${rows.app_user} app_user, ${rows.document} document, 1 maintenance_state, ${rows.maintenance_log} maintenance_log, 1 maintenance_window, 1 user_log up to commit ${reference.summary.lastCommit} (${reference.bytes.length} bytes)\n`,
     })
     expect(readFileSync(file).equals(reference.bytes)).toBe(true)
     expect(statSync(file).mode & 0o777).toBe(0o600)
@@ -412,7 +420,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       const withHeader = (value: unknown) => [JSON.stringify(value), ...lines.slice(1)].join('\n') + '\n'
       await expectRefused('format.jsonl', withHeader({ ...header, format: 'other-export' }), 'this is not a Quiesce export (no "quiesce-export" header)')
       await expectRefused('version.jsonl', withHeader({ ...header, version: 2 }), 'export format version 2 is not supported (this Quiesce reads version 1)')
-      await expectRefused('tables.jsonl', withHeader({ ...header, tables: ['app_user', 'document'] }), 'the header must list the tables app_user, document, maintenance_state, maintenance_log, maintenance_window')
+      await expectRefused('tables.jsonl', withHeader({ ...header, tables: ['app_user', 'document'] }), 'the header must list the tables app_user, document, maintenance_state, maintenance_log, maintenance_window, user_log')
       await expectRefused('csv.jsonl', 'id,slug,title\n1,a,b\n', 'line 1 is not JSON: the file is damaged')
       const missing = path.join(empty.dataDir, 'does-not-exist.jsonl')
       await expect(importExport(emptyDatabase, catalogFor(kind), missing)).rejects.toThrow(`cannot read ${missing}: ENOENT`)
@@ -523,7 +531,7 @@ describe.each(DATABASE_KINDS)('round trip from %s through the other database and
     const documents = await countOf(origin.database, 'document')
     expect(imported).toEqual({
       code: 0,
-      stdout: `imported 2 app_user, ${documents} document, 1 maintenance_state, ${await countOf(origin.database, 'maintenance_log')} maintenance_log, ${await countOf(origin.database, 'maintenance_window')} maintenance_window (export up to commit ${header.lastCommit}); the catalog was rebuilt\n`,
+      stdout: `imported 3 app_user, ${documents} document, 1 maintenance_state, ${await countOf(origin.database, 'maintenance_log')} maintenance_log, ${await countOf(origin.database, 'maintenance_window')} maintenance_window, 1 user_log (export up to commit ${header.lastCommit}); the catalog was rebuilt\n`,
       stderr: '',
     })
     const mirrorDatabase = await openDatabase(mirror.url)
@@ -578,8 +586,11 @@ describe.each(DATABASE_KINDS)('round trip from %s through the other database and
     expect(await lastCommitIn(app.db)).toBe(header.lastCommit + 1)
     await addUser(app.db, 'newcomer', 'member')
     const users = await app.db.writer.selectFrom('app_user').select(['id', 'username']).orderBy('id').execute()
-    expect(users.map((user) => user.username)).toEqual(['boss', 'ann', 'newcomer'])
-    expect(users[2]!.id).toBe(users[1]!.id + 1)
+    expect(users.map((user) => user.username)).toEqual(['boss', 'ann', 'gone', 'newcomer'])
+    expect(users[3]!.id).toBe(users[2]!.id + 1)
+    // The disabled user is still disabled on the new database.
+    expect((await app.inject({ url: '/api/docs?limit=1', headers: { authorization: basicAuth('gone', 'gone-password') } })).statusCode).toBe(401)
+    expect((await app.inject({ url: '/api/docs?limit=1', headers: { authorization: ANN } })).statusCode).toBe(200)
     expect((await app.inject({ url: '/api/search?q=after the move' })).json().hits.map((hit: { slug: string }) => hit.slug)).toEqual(['after-the-move'])
   })
 })

@@ -301,19 +301,19 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(response.statusCode).toBe(200)
       const main = mainOf(response.body)
       for (const [name, role] of [['ann', 'member'], ['boss', 'manager'], ['deputy', 'manager']]) {
-        expect(main).toMatch(new RegExp(`<td>${name}</td>\\s*<td>${role}</td>`))
+        expect(main).toMatch(new RegExp(`<th scope="row" data-label="User">${name}(</th>| <span class="you">)[^]*?<td data-label="Role">${role}</td>`))
       }
-      expect(main.indexOf('<td>ann</td>')).toBeLessThan(main.indexOf('<td>boss</td>'))
+      expect(main.indexOf('>ann</th>')).toBeLessThan(main.indexOf('>boss <span class="you">(you)</span></th>'))
     })
 
     it('adds a user, who can then sign in', async () => {
       const response = await postForm(site.app, boss, '/manage/users', { username: 'carol', password: 'carol-password', role: 'member' })
       expect(response.statusCode).toBe(303)
-      expect(response.headers.location).toBe('/manage/users?added=carol')
+      expect(response.headers.location).toBe('/manage/users?done=added&name=carol')
       expect(await userRow('carol')).toMatchObject({ username: 'carol', role: 'member', version: 1 })
-      const page = await get('/manage/users?added=carol', boss)
-      expect(mainOf(page.body)).toContain('<p class="notice success" role="status">Added <strong>carol</strong>.</p>')
-      expect(mainOf(page.body)).toMatch(/<td>carol<\/td>\s*<td>member<\/td>/)
+      const page = await get('/manage/users?done=added&name=carol', boss)
+      expect(mainOf(page.body)).toContain('<p class="notice success" role="status">Added carol.</p>')
+      expect(mainOf(page.body)).toMatch(/<th scope="row" data-label="User">carol<\/th>\s*<td data-label="Role">member<\/td>/)
       await signIn(site.app, 'carol', 'carol-password')
     })
 
@@ -345,12 +345,12 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const before = (await userRow('erin'))!
       const response = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'manager', version: String(before.version) })
       expect(response.statusCode).toBe(303)
-      expect(response.headers.location).toBe('/manage/users')
+      expect(response.headers.location).toBe('/manage/users?done=role&name=erin')
       expect(await userRow('erin')).toMatchObject({ role: 'manager', version: before.version + 1 })
 
       const stale = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'member', version: String(before.version) })
       expect(stale.statusCode).toBe(409)
-      expect(mainOf(stale.body)).toContain('<code>QUIESCE_CONFLICT</code>')
+      expect(refusal(stale)).toBe('Not changed: erin was changed by someone else meanwhile; look again and retry.')
       expect(await userRow('erin')).toMatchObject({ role: 'manager', version: before.version + 1 })
 
       const back = await postForm(site.app, boss, '/manage/users/erin/role', { role: 'member', version: String(before.version + 1) })
@@ -358,24 +358,32 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(await userRow('erin')).toMatchObject({ role: 'member' })
     })
 
-    it('refuses to take the manager role from the last manager', async () => {
+    it('refuses to take the manager role from the last manager, even for the emergency user; nobody changes their own role', async () => {
       const managers = await site.database.writer.selectFrom('app_user').select(['username', 'version']).where('role', '=', 'manager').orderBy('username').execute()
       const others = managers.filter((manager) => manager.username !== 'boss')
       for (const other of others) {
         expect((await postForm(site.app, boss, `/manage/users/${other.username}/role`, { role: 'member', version: String(other.version) })).statusCode).toBe(303)
       }
       const last = (await userRow('boss'))!
-      const response = await postForm(site.app, boss, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
-      expect(response.statusCode).toBe(400)
-      const main = mainOf(response.body)
-      expect(main).toContain('<li><strong>role</strong> cannot be taken from boss: the site needs at least one manager</li>')
-      expect(main).toContain('<code>QUIESCE_INVALID_INPUT</code>')
+      const own = await postForm(site.app, boss, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
+      expect(own.statusCode).toBe(400)
+      expect(refusal(own)).toBe('Not changed: is you: ask another manager to change your own account.')
+      const byRoot = await site.app.inject({
+        method: 'POST',
+        url: '/manage/users/boss/role',
+        headers: { authorization: ROOT, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `role=member&version=${last.version}`,
+      })
+      expect(byRoot.statusCode).toBe(400)
+      expect(refusal(byRoot)).toBe('Not changed: boss is the last manager who can sign in, and the site needs one; make someone else a manager first.')
       expect(await userRow('boss')).toMatchObject({ role: 'manager', version: last.version })
 
       for (const other of others) {
         const row = (await userRow(other.username))!
         expect((await postForm(site.app, boss, `/manage/users/${other.username}/role`, { role: 'manager', version: String(row.version) })).statusCode).toBe(303)
       }
+      // A role change ends the sessions of the person changed: deputy signs in again.
+      deputy = await signIn(site.app, 'deputy', 'deputy-password')
     })
 
     it('an unknown user is 404', async () => {

@@ -23,12 +23,22 @@ export async function authenticate (db: Kysely<DB>, accessFile: string, username
     await verifyPassword(await dummyHash, password)
     return undefined
   }
-  return await verifyPassword(user.password_hash, password) ? { name: user.username, role: user.role } : undefined
+  // A disabled user is refused like a wrong password, after the same work.
+  return await verifyPassword(user.password_hash, password) && user.disabled_at === null ? { name: user.username, role: user.role } : undefined
 }
 
-/** Who NAME is, without a password: for the command line, which is trusted like the database. */
+/** Who NAME is, without a password: for the command line, which is trusted like the database. A disabled user is nobody. */
 export async function findPrincipal (db: Kysely<DB>, accessFile: string, name: string): Promise<Principal | undefined> {
   if (await findEmergencyUser(accessFile, name) !== undefined) return { name, role: 'emergency' }
   const user = await findUserWithHash(db, name)
-  return user && { name: user.username, role: user.role }
+  return user === undefined || user.disabled_at !== null ? undefined : { name: user.username, role: user.role }
+}
+
+/**
+ * What a cache of verified credentials checks again on each use: the user's row version, which
+ * every change of the user (password, role, disabling) moves on; undefined when there is no such user.
+ */
+export async function credentialsStamp (db: Kysely<DB>, name: string): Promise<number | undefined> {
+  const row = await db.selectFrom('app_user').select('version').where('username', '=', name).executeTakeFirst()
+  return row?.version
 }

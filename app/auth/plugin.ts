@@ -5,7 +5,7 @@ import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ForbiddenError, UnauthorizedError } from '../errors.js'
-import { authenticate } from './authenticate.js'
+import { authenticate, credentialsStamp } from './authenticate.js'
 import { isManager, type Principal } from './principal.js'
 import { DatabaseSessionStore } from './session-store.js'
 
@@ -56,8 +56,12 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   fastify.decorateRequest('principal', null)
   fastify.decorateRequest('authenticatedBy', null)
 
-  // Verifying argon2 costs ~10 ms; API clients send Basic credentials on every request.
-  const verifiedBasic = new Map<string, { principal: Principal, expires: number }>()
+  // Verifying argon2 costs ~10 ms; API clients send Basic credentials on every request. A hit
+  // is used only while the user's row is at the version it had before the verification (null:
+  // the emergency user, not in the database), so a changed password, a new role or disabling
+  // count at once, on every instance; if the row cannot be read, the hit stands.
+  const verifiedBasic = new Map<string, { principal: Principal, stamp: number | null, expires: number }>()
+  const stampOf = (name: string) => credentialsStamp(fastify.db.reader, name).catch(() => undefined)
 
   fastify.addHook('onRequest', async function resolvePrincipal (request) {
     const fromSession = request.session.principal
@@ -70,17 +74,21 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     if (header === undefined || !header.startsWith('Basic ')) return
     const key = createHash('sha256').update(header).digest('base64')
     const cached = verifiedBasic.get(key)
-    if (cached !== undefined && cached.expires > Date.now()) {
+    if (cached !== undefined && cached.expires > Date.now() &&
+      (cached.stamp === null || ((await stampOf(cached.principal.name)) ?? cached.stamp) === cached.stamp)) {
       request.principal = cached.principal
       request.authenticatedBy = 'basic'
       return
     }
     const credentials = parseBasic(header)
     if (credentials === undefined) throw new UnauthorizedError()
+    const stamp = await stampOf(credentials.username)
     const principal = await authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password)
     if (principal === undefined) throw new UnauthorizedError()
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
-    verifiedBasic.set(key, { principal, expires: Date.now() + BASIC_CACHE_MS })
+    if (principal.role === 'emergency' || stamp !== undefined) {
+      verifiedBasic.set(key, { principal, stamp: principal.role === 'emergency' ? null : stamp!, expires: Date.now() + BASIC_CACHE_MS })
+    }
     request.principal = principal
     request.authenticatedBy = 'basic'
   })

@@ -33,11 +33,17 @@ export class DatabaseSessionStore {
     const expires = session.cookie.expires
     const expiresAt = expires ? new Date(expires).toISOString() : new Date(Date.now() + DEFAULT_LIFETIME_MS).toISOString()
     const data = JSON.stringify(session)
-    this.#db.insertInto('session')
-      .values({ sid, data, expires_at: expiresAt })
-      .onConflict((oc) => oc.column('sid').doUpdateSet({ data, expires_at: expiresAt }))
-      .execute()
-      .then(() => callback(null), (err: Error) => callback(err))
+    const principal = session.principal?.name ?? null
+    // A session with someone signed in is only ever updated: it was stored (empty) when it was
+    // regenerated at sign-in. So a session ended (endSessionsOf) while one of its requests was
+    // still running is not brought back when that request saves it at the end.
+    const saved = principal === null
+      ? this.#db.insertInto('session')
+        .values({ sid, data, expires_at: expiresAt, principal })
+        .onConflict((oc) => oc.column('sid').doUpdateSet({ data, expires_at: expiresAt, principal }))
+        .execute()
+      : this.#db.updateTable('session').set({ data, expires_at: expiresAt, principal }).where('sid', '=', sid).execute()
+    saved.then(() => callback(null), (err: Error) => callback(err))
   }
 
   destroy (sid: string, callback: Callback): void {
@@ -50,4 +56,27 @@ export class DatabaseSessionStore {
     const result = await this.#db.deleteFrom('session').where('expires_at', '<=', new Date().toISOString()).executeTakeFirst()
     return Number(result.numDeletedRows)
   }
+}
+
+/**
+ * Ends every session of `name` on every instance (each request reads its session from the
+ * database). Run it in the transaction of the change that calls for it, so it happens only if
+ * that change commits.
+ */
+export async function endSessionsOf (db: Kysely<DB>, name: string): Promise<number> {
+  const result = await db.deleteFrom('session').where('principal', '=', name).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}
+
+/** The names signed in now (sessions not expired), each with the last time their session was used. */
+export async function signedInPeople (db: Kysely<DB>, now = new Date()): Promise<Array<{ name: string, lastSeen: string }>> {
+  const rows = await db.selectFrom('session')
+    .select((eb) => ['principal', eb.fn.max('expires_at').as('expires_at')])
+    .where('principal', 'is not', null)
+    .where('expires_at', '>', now.toISOString())
+    .groupBy('principal')
+    .orderBy('principal')
+    .execute()
+  // Sessions roll: each answer moves the expiry to the full lifetime from then.
+  return rows.map((row) => ({ name: row.principal!, lastSeen: new Date(Date.parse(String(row.expires_at)) - DEFAULT_LIFETIME_MS).toISOString() }))
 }

@@ -2,15 +2,17 @@ import { createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { finished } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
+import type { Kysely } from 'kysely'
 import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
 import { findPrincipal } from '../auth/authenticate.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
 import { toMaintenancePrincipal } from '../auth/principal.js'
-import { insertUser, isRole, updatePasswordHash } from '../auth/users.js'
+import { changeRole, findUser, insertUser, isRole, listUsers, logUserAction, removeUser, setDisabled, setPasswordHash, type User, type UserActor } from '../auth/users.js'
 import { ConfigError, loadConfig, type Config } from '../config.js'
 import { catalogFor } from '../content/catalog.js'
 import { seedDocuments } from '../content/seed.js'
 import { openDatabase, type Database } from '../db/database.js'
+import type { DB } from '../db/schema.js'
 import { classifyDatabaseError } from '../db/errors.js'
 import { changeMaintenanceState, kyselyMaintenanceStore, MODE_LABELS, isMode, type MaintenanceState } from '../maintenance/index.js'
 import { serve } from '../server.js'
@@ -24,7 +26,11 @@ Commands:
   serve                                  migrate the database, then serve the site
   migrate                                bring the database schema up to date
   user add NAME --role member|manager    add a user (password from stdin or a prompt)
-  user passwd NAME                       change a user's password
+  user passwd NAME                       change a user's password (their sessions end)
+  user role NAME --role member|manager   change a user's role (their sessions end)
+  user disable NAME / user enable NAME   stop a user signing in (their sessions end), or allow it again
+  user remove NAME                       remove a disabled user for good
+  user list                              every user, with role and status
   emergency-user NAME                    write or replace the emergency user in the access file
   seed --docs N                          add N generated documents
   reindex [--as NAME]                    rebuild the catalog, with a progress bar; runs as NAME
@@ -52,6 +58,29 @@ async function withDatabase<T> (config: Config, work: (database: Database) => Pr
   } finally {
     await database.destroy()
   }
+}
+
+/** The command line acts as `cli` in the user log: whoever runs it can read the database anyway. */
+const CLI_ACTOR: UserActor = { name: 'cli', channel: 'cli' }
+
+/**
+ * One change to the user NAME, in one transaction, by the same rules as the control panel
+ * (the site keeps a manager who can sign in); a refusal becomes the command's error message.
+ */
+async function changeUser (config: Config, name: string, change: (transaction: Kysely<DB>, user: User) => Promise<void>): Promise<void> {
+  await withDatabase(config, async (database) => {
+    try {
+      await database.writer.transaction().execute(async (transaction) => {
+        const user = await findUser(transaction, name)
+        if (user === undefined) throw new CommandError(`there is no user named ${name}`)
+        await change(transaction, user)
+      })
+    } catch (err) {
+      const fields = (err as { fields?: Record<string, string> }).fields
+      if (fields?.user !== undefined) throw new CommandError(`refused: ${fields.user}`)
+      throw err
+    }
+  })
 }
 
 function exactly (positionals: string[], count: number, what: string): string[] {
@@ -181,7 +210,10 @@ const COMMANDS: Record<string, Command> = {
         const password = await newPassword(io, `Password for ${name}: `)
         await withDatabase(config, async (database) => {
           try {
-            await insertUser(database.writer, { username: name!, passwordHash: await hashPassword(password), role })
+            await database.writer.transaction().execute(async (transaction) => {
+              await insertUser(transaction, { username: name!, passwordHash: await hashPassword(password), role })
+              await logUserAction(transaction, CLI_ACTOR, name!, 'added', `as ${role}`)
+            })
           } catch (err) {
             if (classifyDatabaseError(err) === 'unique-violation') throw new CommandError(`a user named ${name} already exists`)
             throw err
@@ -193,12 +225,43 @@ const COMMANDS: Record<string, Command> = {
       if (action === 'passwd') {
         exactly(positionals, 2, 'user passwd NAME')
         const password = await newPassword(io, `New password for ${name}: `)
-        const changed = await withDatabase(config, async (database) => updatePasswordHash(database.writer, name!, await hashPassword(password)))
-        if (!changed) throw new CommandError(`there is no user named ${name}`)
-        println(io.stdout, `changed the password of ${name}`)
+        const passwordHash = await hashPassword(password)
+        await changeUser(config, name!, (transaction, user) => setPasswordHash(transaction, CLI_ACTOR, user, passwordHash, 'password'))
+        println(io.stdout, `changed the password of ${name}; their sessions were ended`)
         return 0
       }
-      throw new UsageError('expected user add NAME --role member|manager, or user passwd NAME')
+      if (action === 'role') {
+        exactly(positionals, 2, 'user role NAME --role member|manager')
+        const role = values.role
+        if (!isRole(role)) throw new UsageError('--role must be member or manager')
+        await changeUser(config, name!, (transaction, user) => changeRole(transaction, CLI_ACTOR, user, role, user.version))
+        println(io.stdout, `${name} is a ${role} now; their sessions were ended`)
+        return 0
+      }
+      if (action === 'disable' || action === 'enable') {
+        exactly(positionals, 2, `user ${action} NAME`)
+        await changeUser(config, name!, (transaction, user) => setDisabled(transaction, CLI_ACTOR, user, action === 'disable', user.version))
+        println(io.stdout, action === 'disable' ? `disabled ${name}: they cannot sign in, and their sessions were ended` : `enabled ${name}`)
+        return 0
+      }
+      if (action === 'remove') {
+        exactly(positionals, 2, 'user remove NAME')
+        await changeUser(config, name!, async (transaction, user) => {
+          if (user.disabledAt === null) throw new CommandError(`${name} must be disabled before they can be removed (quiesce user disable ${name})`)
+          await removeUser(transaction, CLI_ACTOR, user, user.version)
+        })
+        println(io.stdout, `removed ${name}`)
+        return 0
+      }
+      if (action === 'list') {
+        exactly(positionals, 1, 'user list')
+        const users = await withDatabase(config, (database) => listUsers(database.writer))
+        for (const user of users) {
+          println(io.stdout, `${user.username}\t${user.role}\t${user.disabledAt === null ? 'active' : `disabled ${user.disabledAt} by ${user.disabledBy ?? '?'}`}`)
+        }
+        return 0
+      }
+      throw new UsageError('expected user add|passwd|role|disable|enable|remove NAME, or user list')
     },
   },
 

@@ -11,6 +11,8 @@ export interface DB extends MaintenanceTables {
   document: DocumentTable
   task: TaskTable
   commit_log: CommitLogTable
+  password_reset: PasswordResetTable
+  user_log: UserLogTable
 }
 
 export type Role = 'member' | 'manager'
@@ -23,12 +25,41 @@ export interface UserTable {
   version: number
   created_at: string
   updated_at: string
+  /** Set while the user may not sign in; their sessions ended when it was set. */
+  disabled_at: string | null
+  disabled_by: string | null
 }
 
 export interface SessionTable {
   sid: string
   data: string
   expires_at: string
+  /** The signed-in name, or null for a session without anyone signed in. */
+  principal: string | null
+}
+
+export interface PasswordResetTable {
+  id: Generated<number>
+  user_id: number
+  /** SHA-256 of the token in the link, base64url; the token itself is shown once and not stored. */
+  token_hash: string
+  created_by: string
+  created_at: string
+  expires_at: string
+  used_at: string | null
+}
+
+export type UserAction = 'added' | 'role' | 'disabled' | 'enabled' | 'removed' | 'reset-link' | 'password-reset' | 'password'
+
+export interface UserLogTable {
+  id: Generated<number>
+  at: string
+  actor: string
+  channel: 'web' | 'cli'
+  /** The user acted on. */
+  username: string
+  action: UserAction
+  detail: string | null
 }
 
 export interface DocumentTable {

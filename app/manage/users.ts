@@ -1,27 +1,90 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { nameProblem } from '../auth/access-file.js'
+import { createPasswordReset, newResetToken, RESET_LIFETIME_MS } from '../auth/password-resets.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
-import { countManagers, insertUser, isRole, listUsers, type User } from '../auth/users.js'
+import {
+  changeRole, countActiveManagers, findUser, insertUser, isRole, lastManagerMessage, listUsers, logUserAction, removeUser, setDisabled, userLog,
+  type User, type UserActor, type UserLogEntry,
+} from '../auth/users.js'
 import type { Role } from '../db/schema.js'
 import { ConflictError, invalidInput, NotFoundError, type FieldErrors } from '../errors.js'
-import { assertVersionMatched } from '../unit-of-work/unit-of-work.js'
+import { describeError, wantsJson } from '../web/errors.js'
+
+export interface UsersPage {
+  users: User[]
+  log: UserLogEntry[]
+  /** What the last action did, in words. */
+  done: string | null
+  /** Why the last action was refused, in words. */
+  problem: string | null
+  errors: FieldErrors
+  form: { username: string, role: Role }
+  /** A reset link just made: shown this once. */
+  reset: { username: string, link: string, expiresAt: string } | null
+}
 
 declare module '../web/view.js' {
   interface Pages {
-    'manage-users': { users: User[], added: string | null, errors: FieldErrors, form: { username: string, role: Role } }
+    'manage-users': UsersPage
   }
 }
 
 interface AddUserBody { username?: string, password?: string, role?: string }
+interface UserParams { username: string }
+interface VersionBody { version?: string }
 
-/** Managers list users, add them and change their role; writes go through the unit of work. */
+const DONE: Record<string, (name: string) => string> = {
+  added: (name) => `Added ${name}.`,
+  role: (name) => `Changed the role of ${name}; they sign in again to use it.`,
+  disabled: (name) => `Disabled ${name}: they cannot sign in, and were signed out everywhere.`,
+  enabled: (name) => `Enabled ${name}: they can sign in again.`,
+  removed: (name) => `Removed ${name}. Their name stays on what they wrote and in the logs.`,
+}
+
+/**
+ * Managers list users, add them, change their role, disable, enable and remove them, and start
+ * password resets. Every change is a write of the unit of work (so it is refused in maintenance
+ * like any other), checked against the version the page showed, written to the user log, and
+ * never leaves the site without a manager who can sign in.
+ */
 const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
-  fastify.get<{ Querystring: { added?: string } }>('/manage/users', async function usersPage (request, reply) {
-    const users = await listUsers(request.unitOfWork!.db)
-    return reply.render('manage-users', { title: 'Users', users, added: request.query.added ?? null, errors: {}, form: { username: '', role: 'member' } })
+  async function usersPage (request: FastifyRequest, overrides: Partial<UsersPage> = {}): Promise<UsersPage & { title: string }> {
+    const db = request.unitOfWork?.db ?? fastify.db.reader
+    const [users, log] = await Promise.all([listUsers(db), userLog(db, 20)])
+    return { title: 'Users', users, log, done: null, problem: null, errors: {}, form: { username: '', role: 'member' }, reset: null, ...overrides }
+  }
+
+  function actorOf (request: FastifyRequest): UserActor {
+    return { name: request.principal!.name, channel: 'web' }
+  }
+
+  /** The user named in the path, at the version the page showed; changes to yourself are refused. */
+  async function target (request: FastifyRequest<{ Params: UserParams, Body: VersionBody }>): Promise<{ user: User, version: number }> {
+    const user = await findUser(request.unitOfWork!.db, request.params.username)
+    if (user === undefined) throw new NotFoundError(`There is no user "${request.params.username}"`)
+    if (user.username === request.principal!.name) throw invalidInput({ user: 'is you: ask another manager to change your own account' })
+    const version = Number(request.body?.version ?? user.version)
+    if (version !== user.version) throw new ConflictError(`${user.username} was changed by someone else meanwhile; look again and retry`)
+    return { user, version }
+  }
+
+  /** A refused change is explained on the users page, in words; other errors get the error page. */
+  async function refusedUserChange (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const shown = describeError(error)
+    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || shown.code === 'QUIESCE_CSRF_INVALID' ||
+      shown.code === 'QUIESCE_NOT_FOUND' || shown.statusCode === 401 || shown.statusCode === 403 || wantsJson(request)) throw error
+    reply.code(shown.statusCode)
+    const fields = shown.details.fields as FieldErrors | undefined
+    const message = fields?.user ?? fields?.role ?? shown.message
+    return reply.render('manage-users', await usersPage(request, { problem: `Not changed: ${message}.` }))
+  }
+
+  fastify.get<{ Querystring: { done?: string, name?: string } }>('/manage/users', async function listPage (request, reply) {
+    const describe = DONE[request.query.done ?? '']
+    return reply.render('manage-users', await usersPage(request, { done: describe !== undefined && request.query.name ? describe(request.query.name) : null }))
   })
 
-  fastify.post<{ Body: AddUserBody }>('/manage/users', async function addUser (request, reply) {
+  fastify.post<{ Body: AddUserBody }>('/manage/users', { errorHandler: refusedUserChange }, async function addUser (request, reply) {
     const { username = '', password = '', role = '' } = request.body ?? {}
     const uow = request.unitOfWork!
     const users = await listUsers(uow.db)
@@ -35,32 +98,64 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     if (!isRole(role)) errors.role = 'must be member or manager'
     if (Object.keys(errors).length > 0) {
       reply.code(400)
-      return reply.render('manage-users', { title: 'Users', users, added: null, errors, form: { username: name, role: isRole(role) ? role : 'member' } })
+      return reply.render('manage-users', await usersPage(request, { errors, form: { username: name, role: isRole(role) ? role : 'member' } }))
     }
     const passwordHash = await hashPassword(password)
-    uow.stage((transaction) => insertUser(transaction, { username: name, passwordHash, role: role as Role }))
-    return reply.seeOther(`/manage/users?added=${encodeURIComponent(name)}`)
+    const actor = actorOf(request)
+    uow.stage(async (transaction) => {
+      await insertUser(transaction, { username: name, passwordHash, role: role as Role })
+      await logUserAction(transaction, actor, name, 'added', `as ${role}`)
+    })
+    return reply.seeOther(`/manage/users?done=added&name=${encodeURIComponent(name)}`)
   })
 
-  fastify.post<{ Params: { username: string }, Body: { role?: string, version?: string } }>('/manage/users/:username/role', async function changeRole (request, reply) {
-    const uow = request.unitOfWork!
+  fastify.post<{ Params: UserParams, Body: VersionBody & { role?: string } }>('/manage/users/:username/role', { errorHandler: refusedUserChange }, async function changeUserRole (request, reply) {
     const role = request.body?.role
     if (!isRole(role)) throw invalidInput({ role: 'must be member or manager' })
-    const user = (await listUsers(uow.db)).find((candidate) => candidate.username === request.params.username)
-    if (user === undefined) throw new NotFoundError(`There is no user "${request.params.username}"`)
-    if (user.role === 'manager' && role === 'member' && await countManagers(uow.db) === 1) {
-      throw invalidInput({ role: `cannot be taken from ${user.username}: the site needs at least one manager` })
+    const { user, version } = await target(request)
+    // Judged here on what this request read, and again inside the commit (two managers may act at once).
+    if (user.role === 'manager' && role === 'member' && user.disabledAt === null && await countActiveManagers(request.unitOfWork!.db) === 1) {
+      throw invalidInput({ user: lastManagerMessage(user.username) })
     }
-    const expected = Number(request.body?.version ?? user.version)
-    if (expected !== user.version) throw new ConflictError(`${user.username} was changed by someone else meanwhile; look again and retry`)
-    uow.stage(async (transaction) => {
-      const result = await transaction.updateTable('app_user')
-        .set((eb) => ({ role, version: eb('version', '+', 1), updated_at: new Date().toISOString() }))
-        .where('id', '=', user.id).where('version', '=', expected)
-        .executeTakeFirst()
-      assertVersionMatched(result, `user ${user.username}`)
+    const actor = actorOf(request)
+    request.unitOfWork!.stage((transaction) => changeRole(transaction, actor, user, role, version))
+    return reply.seeOther(`/manage/users?done=role&name=${encodeURIComponent(user.username)}`)
+  })
+
+  for (const action of ['disable', 'enable'] as const) {
+    fastify.post<{ Params: UserParams, Body: VersionBody }>(`/manage/users/:username/${action}`, { errorHandler: refusedUserChange }, async function setUserDisabled (request, reply) {
+      const { user, version } = await target(request)
+      const disabling = action === 'disable'
+      if (disabling && user.role === 'manager' && user.disabledAt === null && await countActiveManagers(request.unitOfWork!.db) === 1) {
+        throw invalidInput({ user: lastManagerMessage(user.username) })
+      }
+      const actor = actorOf(request)
+      request.unitOfWork!.stage((transaction) => setDisabled(transaction, actor, user, disabling, version))
+      return reply.seeOther(`/manage/users?done=${disabling ? 'disabled' : 'enabled'}&name=${encodeURIComponent(user.username)}`)
     })
-    return reply.seeOther('/manage/users')
+  }
+
+  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/remove', { errorHandler: refusedUserChange }, async function removeAUser (request, reply) {
+    const { user, version } = await target(request)
+    // Two deliberate steps: disabling (reversible) first, then removing (for good).
+    if (user.disabledAt === null) throw invalidInput({ user: `${user.username} must be disabled before they can be removed` })
+    const actor = actorOf(request)
+    request.unitOfWork!.stage((transaction) => removeUser(transaction, actor, user, version))
+    return reply.seeOther(`/manage/users?done=removed&name=${encodeURIComponent(user.username)}`)
+  })
+
+  // The link is in this answer only (never in a URL the browser keeps), and not cached.
+  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/reset', { errorHandler: refusedUserChange }, async function startPasswordReset (request, reply) {
+    const { user } = await target(request)
+    if (user.disabledAt !== null) throw invalidInput({ user: `${user.username} is disabled; enable them first` })
+    const token = newResetToken()
+    const now = new Date()
+    const actor = actorOf(request)
+    request.unitOfWork!.stage((transaction) => createPasswordReset(transaction, actor, user, token, now))
+    reply.header('cache-control', 'no-store')
+    const link = `${request.protocol}://${request.host}/reset/${token}`
+    const page = await usersPage(request, { reset: { username: user.username, link, expiresAt: new Date(now.getTime() + RESET_LIFETIME_MS).toISOString() } })
+    return reply.render('manage-users', page)
   })
 }
 

@@ -27,16 +27,17 @@ export const EXPORT_FORMAT = 'quiesce-export'
 export const EXPORT_VERSION = 1
 
 const TABLES = {
-  app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at'],
+  app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at', 'disabled_at', 'disabled_by'],
   document: ['id', 'slug', 'title', 'body', 'version', 'created_by', 'created_at', 'updated_by', 'updated_at'],
   maintenance_state: ['id', 'mode', 'maintainer', 'reason', 'since', 'until', 'version', 'changed_by', 'changed_at'],
   maintenance_log: ['id', 'at', 'actor', 'channel', 'instance', 'from_mode', 'to_mode', 'reason', 'until', 'expected_version', 'new_version', 'outcome', 'detail'],
   maintenance_window: ['id', 'mode', 'reason', 'starts_at', 'ends_at', 'created_by', 'created_at', 'state', 'started_version', 'note'],
+  user_log: ['id', 'at', 'actor', 'channel', 'username', 'action', 'detail'],
 } as const satisfies Partial<Record<keyof DB, readonly string[]>>
 type ExportedTable = keyof typeof TABLES
 const TABLE_NAMES = Object.keys(TABLES) as ExportedTable[]
 /** Tables whose ids come from a sequence that must follow the imported ids (PostgreSQL). */
-const SERIAL_TABLES = ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'commit_log'] as const
+const SERIAL_TABLES = ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'user_log', 'commit_log'] as const
 const PAGE = 1000
 
 export interface ExportSummary {
@@ -189,7 +190,7 @@ function checkSection (value: any, number: number, expectedTable: ExportedTable 
 
 /** Why `database` cannot take an import, or undefined when it is empty. */
 export async function nonEmptyReason (db: Kysely<DB>): Promise<string | undefined> {
-  for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window'] as const) {
+  for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'user_log'] as const) {
     const row = await db.selectFrom(table).select('id').limit(1).executeTakeFirst()
     if (row !== undefined) return `the database is not empty (it has rows in ${table}); import only into a new, empty database`
   }
