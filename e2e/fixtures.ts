@@ -38,6 +38,12 @@ export const users = {
   greta: { name: 'greta', password: 'greta-e2e-password', role: 'manager' },
   /** Is editing a document while the catalog is rebuilt. */
   hugo: { name: 'hugo', password: 'hugo-e2e-password', role: 'member' },
+  /** Manages the users: disables otto, resets pia's password, looks at the users page on a phone. */
+  nina: { name: 'nina', password: 'nina-e2e-password', role: 'manager' },
+  /** Is disabled while signed in. */
+  otto: { name: 'otto', password: 'otto-e2e-password', role: 'member' },
+  /** Forgot her password; sets a new one with the link nina gives her. */
+  pia: { name: 'pia', password: 'pia-e2e-password', role: 'member' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>
