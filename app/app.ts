@@ -21,6 +21,7 @@ import type { TaskRunnerOptions } from './tasks/runner.js'
 import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin from './web/errors.js'
+import finiteNumbersPlugin from './web/finite-numbers.js'
 import securityHeadersPlugin from './web/security-headers.js'
 import viewPlugin from './web/view.js'
 
@@ -78,6 +79,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     },
   })
   await app.register(fastifyFormbody)
+  await app.register(finiteNumbersPlugin)
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h' })
   await app.register(fastifyRateLimit, { global: false })
   await app.register(authPlugin, {

@@ -1,7 +1,7 @@
 import createError from '@fastify/error'
-import { MAINTENANCE_ERRORS, UnauthorizedError } from './maintenance/errors.js'
+import { InvalidInputError, MAINTENANCE_ERRORS, UnauthorizedError } from './maintenance/errors.js'
 
-export { UnauthorizedError }
+export { InvalidInputError, UnauthorizedError }
 
 /**
  * The one registry of Quiesce error codes. Every code is listed, with its status, in the
@@ -10,8 +10,6 @@ export { UnauthorizedError }
  */
 export const ConflictError = createError<'QUIESCE_CONFLICT', 409, [string, { cause: unknown }?]>(
   'QUIESCE_CONFLICT', '%s', 409)
-export const InvalidInputError = createError<'QUIESCE_INVALID_INPUT', 400, [string]>(
-  'QUIESCE_INVALID_INPUT', '%s', 400)
 export const NotFoundError = createError<'QUIESCE_NOT_FOUND', 404, [string]>(
   'QUIESCE_NOT_FOUND', '%s', 404)
 export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, [string]>(
@@ -27,7 +25,6 @@ export const InternalError = createError<'QUIESCE_INTERNAL', 500, []>(
 
 export const ERRORS = {
   QUIESCE_CONFLICT: ConflictError,
-  QUIESCE_INVALID_INPUT: InvalidInputError,
   QUIESCE_NOT_FOUND: NotFoundError,
   QUIESCE_FORBIDDEN: ForbiddenError,
   QUIESCE_CSRF_INVALID: CsrfError,

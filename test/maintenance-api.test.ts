@@ -242,7 +242,7 @@ describe.each(DATABASE_KINDS)('the maintenance JSON API on %s', (kind) => {
       })])
     })
 
-    it('answers 400 QUIESCE_INVALID_INPUT to a malformed body, without a log row', async () => {
+    it('answers 400 QUIESCE_INVALID_INPUT to a malformed body, and logs each attempt as refused', async () => {
       const before = await stateRow(site.database)
       const logged = await logCount(site.database)
       for (const [payload, message, fields] of [
@@ -256,7 +256,15 @@ describe.each(DATABASE_KINDS)('the maintenance JSON API on %s', (kind) => {
         expect(response.json()).toEqual({ statusCode: 400, code: 'QUIESCE_INVALID_INPUT', error: 'Bad Request', message, fields })
       }
       expect(await stateRow(site.database)).toEqual(before)
-      expect(await logCount(site.database)).toBe(logged)
+      // Every attempt is audited, a malformed one too (PRODUCT §2.1), with what was wrong.
+      const rows = await logRowsAfter(site.database, logged)
+      expect(rows.map((row) => [row.actor, row.channel, row.outcome, row.new_version, row.detail])).toEqual([
+        ['boss', 'api', 'refused', null, "body must have required property 'expectedVersion'"],
+        ['boss', 'api', 'refused', null, 'body/mode must be equal to one of the allowed values'],
+        ['boss', 'api', 'refused', null, 'body/expectedVersion must be integer'],
+        ['boss', 'api', 'refused', null, 'body/reason must NOT have more than 500 characters'],
+      ])
+      expect(rows.map((row) => [row.to_mode, row.expected_version])).toEqual([['concurrent', 0], ['closed', before.version], ['concurrent', 0], ['concurrent', before.version]])
     })
 
     it('refuses an expected end in the past, or not a date, with 400 QUIESCE_INVALID_STATE_CHANGE, and logs it', async () => {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema.js'
-import { findEmergencyUser } from './access-file.js'
+import { findEmergencyUser, NAME_PATTERN } from './access-file.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 import type { Principal } from './principal.js'
 import { findUserWithHash } from './users.js'
@@ -17,7 +17,8 @@ export async function authenticate (db: Kysely<DB>, accessFile: string, username
   if (emergency !== undefined) {
     return await verifyPassword(emergency.hash, password) ? { name: emergency.name, role: 'emergency' } : undefined
   }
-  const user = await findUserWithHash(db, username)
+  // A name no user can have (NUL, say, which PostgreSQL cannot even compare) is not looked up.
+  const user = NAME_PATTERN.test(username) ? await findUserWithHash(db, username) : undefined
   if (user === undefined) {
     dummyHash ??= hashPassword('no such user; this hash only equalises timing')
     await verifyPassword(await dummyHash, password)

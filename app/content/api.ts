@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { MAX_INTEGER } from '../db/schema.js'
 import { ConflictError, invalidInput } from '../errors.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document } from './documents.js'
 import { slugProblem, validateDocumentInput } from './validation.js'
@@ -7,8 +8,9 @@ import { slugProblem, validateDocumentInput } from './validation.js'
 const SlugParams = Type.Object({ slug: Type.String() })
 const Paging = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Type.Integer({ minimum: 0, maximum: MAX_INTEGER, default: 0 }),
 })
+const Version = Type.Integer({ minimum: 1, maximum: MAX_INTEGER })
 
 export function documentJson (doc: Document) {
   return { slug: doc.slug, title: doc.title, body: doc.body, version: doc.version, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy }
@@ -35,7 +37,7 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
       body: Type.Object({
         title: Type.Optional(Type.Unknown()),
         body: Type.Optional(Type.Unknown()),
-        expectedVersion: Type.Optional(Type.Integer({ minimum: 1 })),
+        expectedVersion: Type.Optional(Version),
       }),
     },
   }, async function put (request, reply) {
@@ -61,7 +63,7 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
 
   fastify.delete('/api/docs/:slug', {
     preHandler: fastify.requireSignedIn,
-    schema: { params: SlugParams, querystring: Type.Object({ expectedVersion: Type.Optional(Type.Integer({ minimum: 1 })) }) },
+    schema: { params: SlugParams, querystring: Type.Object({ expectedVersion: Type.Optional(Version) }) },
   }, async function remove (request, reply) {
     const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
     const { expectedVersion } = request.query

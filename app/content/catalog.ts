@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type { DatabaseKind } from '../db/database.js'
-import type { DB } from '../db/schema.js'
+import { MAX_INTEGER, type DB } from '../db/schema.js'
 import { markdownToText } from './markdown.js'
 
 /**
@@ -107,7 +107,7 @@ const postgresCatalog: Catalog = {
     await sql`delete from catalog where document_id = ${documentId}`.execute(db)
   },
   async removeRange (db, from, to) {
-    await sql`delete from catalog where document_id >= ${from} and document_id <= ${to ?? 2147483647}`.execute(db)
+    await sql`delete from catalog where document_id >= ${from} and document_id <= ${to ?? MAX_INTEGER}`.execute(db)
   },
   async clear (db) {
     await sql`delete from catalog`.execute(db)

@@ -5,6 +5,11 @@ export const SLUG_MAX = 80
 export const TITLE_MAX = 200
 export const BODY_MAX = 100_000
 const RESERVED_SLUGS = new Set(['new'])
+// Matching control characters is the point here.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS_BUT_WHITESPACE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
 
 export interface DocumentInput {
   title: string
@@ -26,8 +31,11 @@ export function validateDocumentInput (input: { title?: unknown, body?: unknown 
   const body = typeof input.body === 'string' ? input.body.replace(/\r\n/g, '\n') : undefined
   if (title === undefined || title === '') errors.title = 'is required'
   else if (title.length > TITLE_MAX) errors.title = `must be at most ${TITLE_MAX} characters`
+  else if (CONTROL_CHARACTERS.test(title)) errors.title = 'must be one line of text, without control characters'
   if (body === undefined) errors.body = 'is required'
   else if (body.length > BODY_MAX) errors.body = `must be at most ${BODY_MAX.toLocaleString('en')} characters`
+  // Tabs and line breaks are text; other control characters are not (and PostgreSQL cannot store NUL).
+  else if (CONTROL_CHARACTERS_BUT_WHITESPACE.test(body)) errors.body = 'must not contain control characters other than tabs and line breaks'
   if (Object.keys(errors).length > 0) return { errors }
   return { value: { title: title!, body: body! } }
 }

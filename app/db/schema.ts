@@ -5,6 +5,9 @@ import type { MaintenanceTables } from '../maintenance/store.js'
  * The tables of a Quiesce site. Timestamps are ISO-8601 UTC strings on both databases, so
  * SQLite and PostgreSQL sort, compare and export them identically.
  */
+/** The largest id, version or count a column holds on both databases (PostgreSQL's `integer`). */
+export const MAX_INTEGER = 2_147_483_647
+
 export interface DB extends MaintenanceTables {
   app_user: UserTable
   session: SessionTable

@@ -19,11 +19,15 @@ export const InvalidStateChangeError = createError<'QUIESCE_INVALID_STATE_CHANGE
 export const StateUnavailableError = createError<'QUIESCE_STATE_UNAVAILABLE', 503, [{ cause: unknown }?]>(
   'QUIESCE_STATE_UNAVAILABLE', 'The maintenance state cannot be read right now, so nothing can be saved; try again shortly', 503)
 
+export const InvalidInputError = createError<'QUIESCE_INVALID_INPUT', 400, [string]>(
+  'QUIESCE_INVALID_INPUT', '%s', 400)
+
 export const UnauthorizedError = createError<'QUIESCE_UNAUTHORIZED', 401, []>(
   'QUIESCE_UNAUTHORIZED', 'Sign in to do this', 401)
 
 export const MAINTENANCE_ERRORS = {
   QUIESCE_UNAUTHORIZED: UnauthorizedError,
+  QUIESCE_INVALID_INPUT: InvalidInputError,
   QUIESCE_EXCLUSIVE: ExclusiveError,
   QUIESCE_READ_ONLY: ReadOnlyError,
   QUIESCE_NOT_MAINTAINER: NotMaintainerError,

@@ -4,8 +4,8 @@ import type { ChangeSignal } from './change-signals.js'
 import { ExclusiveError, InvalidStateChangeError, NotMaintainerError, NotManagerError, ReadOnlyError, StateConflictError, StateUnavailableError } from './errors.js'
 import maintenanceRoutes from './routes.js'
 import {
-  bypasses, decideChange, isIsoTimestamp, MAX_REASON_LENGTH, mayWrite, normalizeUntil, publicState, retryAfterSeconds,
-  type Channel, type ChangeRequest, type MaintenancePrincipal, type MaintenanceState, type PublicState,
+  bypasses, CONTROL_CHARACTERS_PROBLEM, MAX_VERSION, decideChange, hasControlCharacters, isIsoTimestamp, MAX_REASON_LENGTH, mayWrite, normalizeUntil, publicState, readChangeRequest, retryAfterSeconds,
+  type Channel, type ChangeRequest, type ChangeRequestInput, type MaintenancePrincipal, type MaintenanceState, type PublicState,
 } from './state.js'
 import type { InstanceRecord, LogEntry, MaintenanceStore, MaintenanceWindow } from './store.js'
 
@@ -61,8 +61,11 @@ export interface MaintenanceController {
   retryAfter (): number
   /** Reads the state from the database (not the cache) and applies it here. */
   refresh (): Promise<MaintenanceState>
-  /** Changes the state with the rules of §2.1; every attempt lands in the audit log. */
-  change (principal: MaintenancePrincipal, change: ChangeRequestInput, channel: Channel): Promise<MaintenanceState>
+  /**
+   * Changes the state with the rules of §2.1; every attempt lands in the audit log, malformed
+   * ones too (`inputProblem`: what a schema found wrong with it, refused as invalid).
+   */
+  change (principal: MaintenancePrincipal, change: ChangeRequestInput, channel: Channel, inputProblem?: string): Promise<MaintenanceState>
   log (limit: number, beforeId?: number): Promise<LogEntry[]>
   instances (): Promise<InstanceView[]>
   /** Called with the new state whenever this instance applies a change. */
@@ -91,13 +94,6 @@ export interface WindowInput {
 /** Who performs scheduled switches; it is the maintainer of the windows it opens. */
 export const SCHEDULER: MaintenancePrincipal = { name: 'scheduler', canManage: true, isEmergency: false }
 const ANNOUNCE_AHEAD_MS = 24 * 60 * 60 * 1000
-
-export interface ChangeRequestInput {
-  mode: string
-  reason?: string | null
-  until?: string | null
-  expectedVersion: number
-}
 
 export interface InstanceView extends InstanceRecord {
   /** No heartbeat for a while: the instance may be gone. */
@@ -174,8 +170,8 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     publicState: (viewer) => publicState(state, viewer),
     retryAfter,
     refresh,
-    async change (principal, input, channel) {
-      const { previous, state: next } = await changeMaintenanceState(store, principal, input, channel, instanceId)
+    async change (principal, input, channel, inputProblem) {
+      const { previous, state: next } = await changeMaintenanceState(store, principal, input, channel, instanceId, inputProblem)
       apply(previous)
       apply(next)
       fastify.log.info({ actor: principal.name, channel, from: previous.mode, to: next.mode, version: next.version }, 'maintenance state changed')
@@ -212,7 +208,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     },
     async cancelWindow (principal, id) {
       if (!principal.canManage && !principal.isEmergency) throw new NotManagerError('Only managers and the emergency user may cancel scheduled maintenance')
-      if (!await store.cancelWindow(id)) throw new InvalidStateChangeError(`window ${id} has started or ended already, or does not exist`)
+      if (!Number.isInteger(id) || id < 1 || id > MAX_VERSION || !await store.cancelWindow(id)) throw new InvalidStateChangeError(`window ${id} has started or ended already, or does not exist`)
       await refreshUpcoming()
     },
     runSchedule: (now) => runSchedule(now ?? new Date()),
@@ -417,21 +413,23 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
  * the matching `QUIESCE_*` error.
  */
 export async function changeMaintenanceState (
-  store: MaintenanceStore, principal: MaintenancePrincipal, input: ChangeRequestInput, channel: Channel, instance: string
+  store: MaintenanceStore, principal: MaintenancePrincipal, input: ChangeRequestInput, channel: Channel, instance: string, inputProblem?: string
 ): Promise<{ previous: MaintenanceState, state: MaintenanceState }> {
-  const until = normalizeUntil(input.until)
-  const reason = input.reason === undefined || input.reason === null || input.reason.trim() === '' ? null : input.reason.trim()
-  const request: ChangeRequest = { mode: input.mode as ChangeRequest['mode'], reason, until, expectedVersion: input.expectedVersion }
+  const read = readChangeRequest(input)
+  const request = read.request
+  const problem = inputProblem ?? read.problem
   const now = new Date().toISOString()
   const { previous, decision } = await store.change(
-    { actor: principal.name, channel, instance, toMode: input.mode, reason, until, expectedVersion: input.expectedVersion },
-    (current) => decideChange(current, request, principal, now)
+    { actor: principal.name, channel, instance, toMode: request.mode, reason: request.reason, until: request.until, expectedVersion: request.expectedVersion },
+    (current) => problem !== undefined
+      ? { outcome: 'refused', reason: 'invalid', detail: problem }
+      : decideChange(current, request, principal, now)
   )
   if (decision.outcome === 'applied') return { previous, state: decision.state }
   switch (decision.reason) {
     case 'not-manager': throw new NotManagerError('Only managers and the emergency user may change maintenance mode')
     case 'not-maintainer': throw Object.assign(new NotMaintainerError(previous.maintainer ?? 'nobody'), { maintainer: previous.maintainer })
-    case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, input.expectedVersion), { state: publicState(previous, principal) })
+    case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, request.expectedVersion), { state: publicState(previous, principal) })
     default: throw new InvalidStateChangeError(decision.detail)
   }
 }
@@ -439,6 +437,7 @@ export async function changeMaintenanceState (
 function windowProblem (mode: string, reason: string | null, startsAt: string | null, endsAt: string | null, now: string): string | undefined {
   if (mode !== 'concurrent' && mode !== 'exclusive') return 'a window\'s mode must be concurrent or exclusive'
   if (reason !== null && reason.length > MAX_REASON_LENGTH) return `the reason must be at most ${MAX_REASON_LENGTH} characters`
+  if (reason !== null && hasControlCharacters(reason)) return CONTROL_CHARACTERS_PROBLEM
   if (startsAt === null || !isIsoTimestamp(startsAt)) return 'the start must be an ISO-8601 date and time, like 2026-11-22T14:00:00Z'
   if (endsAt === null || !isIsoTimestamp(endsAt)) return 'the end must be an ISO-8601 date and time, like 2026-11-22T16:00:00Z'
   if (Date.parse(startsAt) <= Date.parse(now)) return 'the start must be in the future'

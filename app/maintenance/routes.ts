@@ -1,7 +1,7 @@
 import { fastifySSE } from '@fastify/sse'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import { NotManagerError, UnauthorizedError } from './errors.js'
-import type { MaintenancePrincipal } from './state.js'
+import { InvalidInputError, InvalidStateChangeError, NotManagerError, UnauthorizedError } from './errors.js'
+import { MAX_VERSION, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
 
 export interface MaintenanceRoutesOptions {
   principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
@@ -24,7 +24,7 @@ const changeBody = {
     mode: { type: 'string', enum: ['normal', 'concurrent', 'exclusive'] },
     reason: { type: ['string', 'null'], maxLength: 500 },
     until: { type: ['string', 'null'], maxLength: 64 },
-    expectedVersion: { type: 'integer', minimum: 1 },
+    expectedVersion: { type: 'integer', minimum: 1, maximum: MAX_VERSION },
   },
 } as const
 
@@ -44,7 +44,7 @@ const limitQuery = {
   type: 'object',
   properties: {
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-    before: { type: 'integer', minimum: 1 },
+    before: { type: 'integer', minimum: 1, maximum: MAX_VERSION },
   },
 } as const
 
@@ -65,14 +65,23 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
 
   // Open in every mode so that every attempt meets the rules and the audit log: in exclusive
   // mode another manager learns who the maintainer is (403) instead of a bare 503.
-  fastify.put<{ Body: { mode: string, reason?: string | null, until?: string | null, expectedVersion: number } }>('/api/maintenance', {
+  // A malformed body is refused like any other bad change, and logged like every attempt.
+  fastify.put<{ Body: ChangeRequestInput | null }>('/api/maintenance', {
     schema: { body: changeBody },
+    attachValidation: true,
     config: { maintenance: 'always-open' },
   }, async function changeState (request) {
     const principal = principalOf(request)
     if (principal === null) throw new UnauthorizedError()
     // A member's attempt goes to the rules too, which refuse it and write it to the audit log.
-    await maintenance.change(principal, request.body, 'api')
+    const body = typeof request.body === 'object' && request.body !== null ? request.body : {}
+    const invalid = request.validationError
+    try {
+      await maintenance.change(principal, body, 'api', invalid?.message)
+    } catch (err) {
+      // Logged as refused; answered with what the schema found, field by field.
+      throw invalid !== undefined && err instanceof InvalidStateChangeError ? invalid : err
+    }
     return maintenance.publicState(principal)
   })
 
@@ -80,6 +89,9 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     schema: { querystring: limitQuery },
   }, async function readLog (request) {
     manager(request, principalOf, 'read the maintenance log')
+    const { limit, before } = request.query
+    // Ajv turns `1e309` into Infinity and then skips minimum and maximum for it.
+    if (!Number.isFinite(limit) || (before !== undefined && !Number.isFinite(before))) throw new InvalidInputError('limit and before must be whole numbers')
     return { entries: await maintenance.log(request.query.limit, request.query.before) }
   })
 
@@ -99,7 +111,7 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
   })
 
   fastify.delete<{ Params: { id: number } }>('/api/maintenance/windows/:id', {
-    schema: { params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+    schema: { params: { type: 'object', properties: { id: { type: 'integer', minimum: 1, maximum: MAX_VERSION } } } },
   }, async function cancelWindow (request, reply) {
     await maintenance.cancelWindow(manager(request, principalOf, 'cancel scheduled maintenance'), request.params.id)
     reply.code(204)

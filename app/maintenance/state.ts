@@ -60,6 +60,73 @@ export type ChangeDecision =
   | { outcome: 'refused', reason: 'not-manager' | 'not-maintainer' | 'version-conflict' | 'invalid', detail: string }
 
 export const MAX_REASON_LENGTH = 500
+/** Versions are PostgreSQL `integer`s. */
+export const MAX_VERSION = 2_147_483_647
+// Matching control characters is the point here.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS_GLOBAL = /[\u0000-\u001f\u007f]/g
+
+/** A change as submitted (a JSON body, a form, the command line): anything in it may be missing or wrong. */
+export interface ChangeRequestInput {
+  mode?: unknown
+  reason?: unknown
+  until?: unknown
+  expectedVersion?: unknown
+}
+
+/**
+ * Reads a submitted change. `request` is what the rules judge and the audit log stores, made
+ * storable whatever was sent (text without control characters, a version the database can
+ * hold, 0 for none); `problem` says what was wrong with the input, if anything, so that a
+ * malformed attempt is refused and still logged.
+ */
+export function readChangeRequest (input: ChangeRequestInput): { request: ChangeRequest, problem: string | undefined } {
+  const { mode, reason, until, expectedVersion } = input
+  const problem = typeof mode !== 'string'
+    ? 'mode must be normal, concurrent or exclusive'
+    : !isVersion(expectedVersion)
+        ? `expectedVersion must be a whole number from 1 to ${MAX_VERSION} (the version the change is based on)`
+        : !isOptionalText(reason)
+            ? 'the reason must be text'
+            : !isOptionalText(until)
+                ? 'the expected end must be an ISO-8601 date and time, like 2026-11-22T14:00:00Z'
+                : hasControlCharacters(reason ?? '') || hasControlCharacters(mode)
+                  ? CONTROL_CHARACTERS_PROBLEM
+                  : undefined
+  const trimmed = typeof reason === 'string' && reason.trim() !== '' ? storable(reason.trim(), MAX_REASON_LENGTH + 1) : null
+  return {
+    request: {
+      mode: storable(typeof mode === 'string' ? mode : String(mode ?? ''), 32) as Mode,
+      reason: trimmed,
+      until: typeof until === 'string' ? normalizeUntil(storable(until, 64)) : null,
+      expectedVersion: isVersion(expectedVersion) ? expectedVersion : 0,
+    },
+    problem,
+  }
+}
+
+export const CONTROL_CHARACTERS_PROBLEM = 'the reason must not contain control characters (such as line breaks or NUL)'
+
+/** One-line text (a reason, a mode) must not hold control characters; PostgreSQL cannot even store NUL. */
+export function hasControlCharacters (text: string): boolean {
+  return CONTROL_CHARACTERS.test(text)
+}
+
+function isVersion (value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_VERSION
+}
+
+function isOptionalText (value: unknown): value is string | null | undefined {
+  return value === undefined || value === null || typeof value === 'string'
+}
+
+/** Text the audit log can hold on both databases: control characters shown as U+FFFD, and a bounded length. */
+function storable (text: string, maxLength: number): string {
+  const clean = text.replace(CONTROL_CHARACTERS_GLOBAL, '\ufffd')
+  return clean.length > maxLength ? clean.slice(0, maxLength) : clean
+}
 
 /**
  * The rules of PRODUCT §2.1, as a pure function: who may change the state, and what it becomes.

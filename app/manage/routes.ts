@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
+import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
 import usersRoutes from './users.js'
@@ -145,7 +146,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
       const before = Number.parseInt(request.query.before ?? '', 10)
       const pageSize = 50
-      const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 ? before : undefined)
+      const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 && before <= MAX_INTEGER ? before : undefined)
       const next = entries.length > pageSize ? entries[pageSize - 1]!.id : null
       return reply.render('manage-log', { title: 'Maintenance log', entries: entries.slice(0, pageSize), next })
     })

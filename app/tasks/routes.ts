@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { fastifySSE } from '@fastify/sse'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { MAX_INTEGER } from '../db/schema.js'
 import { NotFoundError } from '../errors.js'
 import { exportsDir } from './export-task.js'
 import { FINISHED_STATES, taskJson, type Task, type TaskKind } from './tasks.js'
@@ -18,7 +19,7 @@ interface IdParams { id: string }
 
 function idOf (request: FastifyRequest<{ Params: IdParams }>): number {
   const id = Number(request.params.id)
-  if (!Number.isInteger(id) || id < 1) throw new NotFoundError(`There is no task ${request.params.id}`)
+  if (!Number.isInteger(id) || id < 1 || id > MAX_INTEGER) throw new NotFoundError(`There is no task ${request.params.id}`)
   return id
 }
 
