@@ -9,7 +9,7 @@ import maintenancePlugin, { kyselyMaintenanceStore } from '../app/maintenance/in
 import { UnitOfWorkEngine } from '../app/unit-of-work/unit-of-work.js'
 import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
-import { deferred } from './helpers/wait.js'
+import { deferred, until } from './helpers/wait.js'
 
 const BOSS = basicAuth('boss', 'boss-password')
 const ANN = basicAuth('ann', 'ann-password')
@@ -209,5 +209,72 @@ describe.each(DATABASE_KINDS)('a retry re-reads the state from the database on %
     } finally {
       await app.close()
     }
+  })
+})
+
+/**
+ * PostgreSQL grants a new FOR SHARE on a row while a FOR UPDATE waits for the share locks
+ * already held, so a mode change could wait as long as commits kept overlapping (found by the
+ * chaos test: PUT /api/maintenance still waiting after 20 s under 50 writers). A change must
+ * wait for the commits in flight when it asks, not for those that begin after it. (SQLite has
+ * no share lock: its writers take turns.)
+ */
+describe('a mode change on postgres under a stream of commits', () => {
+  let site: TestSite
+  const gates = new Map<string, { entered: ReturnType<typeof deferred<void>>, release: ReturnType<typeof deferred<void>> }>()
+  const gate = (slug: string) => {
+    if (!gates.has(slug)) gates.set(slug, { entered: deferred(), release: deferred() })
+    return gates.get(slug)!
+  }
+
+  beforeAll(async () => {
+    site = await startTestSite('postgres', {
+      configure (app) {
+        // A create whose commit transaction stays open (its share lock held) until released.
+        app.post<{ Params: { slug: string } }>('/api/t/held-create/:slug', async (request) => {
+          const uow = request.unitOfWork!
+          const held = gate(request.params.slug)
+          uow.stage(async () => {
+            held.entered.resolve()
+            await held.release.promise
+          })
+          app.documents.create(uow, request.params.slug, { title: 'held', body: 'held write' }, request.principal!.name)
+          return { created: request.params.slug }
+        })
+      },
+    })
+    await addUser(site.database, 'boss', 'manager')
+    await addUser(site.database, 'ann', 'member')
+  })
+  afterAll(async () => {
+    for (const { release } of gates.values()) release.resolve()
+    await site.close()
+  })
+
+  it('waits for the commits in flight, not for those that begin after it', async () => {
+    const heldCreate = (slug: string) => site.app.inject({ method: 'POST', url: `/api/t/held-create/${slug}`, headers: { authorization: ANN } })
+    const first = heldCreate('held-first')
+    await gate('held-first').entered.promise
+    const { version } = (await site.app.inject({ url: '/api/maintenance' })).json()
+    const change = site.app.inject({ method: 'PUT', url: '/api/maintenance', headers: { authorization: BOSS }, payload: { mode: 'concurrent', reason: 'under load', expectedVersion: version } })
+    await until('the change to wait for the commit in flight', async () => {
+      const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query like '%maintenance_state%'`.execute(site.database.writer)
+      return Number(rows[0]!.n) > 0
+    })
+    // A commit that begins while the change waits, and stays open.
+    const later = heldCreate('held-later')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    gate('held-first').release.resolve()
+    const answer = await Promise.race([change, new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), 10_000))])
+    expect(answer === 'still waiting' ? answer : answer.statusCode).toBe(200)
+    gate('held-later').release.resolve()
+    // The later commit was judged after the change: refused, nothing written.
+    expect((await first).statusCode).toBe(200)
+    const refused = await later
+    expect(refused.statusCode).toBe(503)
+    expect(refused.json().code).toBe('QUIESCE_READ_ONLY')
+    expect(await findDocument(site.database.writer, 'held-later')).toBeUndefined()
+    expect(await findDocument(site.database.writer, 'held-first')).toMatchObject({ createdBy: 'ann' })
   })
 })

@@ -186,7 +186,13 @@ export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: K
     // FOR SHARE lets commits run side by side but makes a state change wait for them (and
     // them for it), so no write lands after a switch that has been acknowledged.
     if (postgres && lock === 'share') query = query.forShare()
-    if (postgres && lock === 'update') query = query.forUpdate()
+    if (postgres && lock === 'update') {
+      // FOR UPDATE alone can wait without end: PostgreSQL grants FOR SHARE to commits that
+      // begin while it waits, so under steady writes there was always one in the way. The table
+      // lock queues their FOR SHARE (ROW SHARE) behind the change; plain reads go on.
+      await sql`lock table maintenance_state in exclusive mode`.execute(executor)
+      query = query.forUpdate()
+    }
     const row = await query.executeTakeFirst()
     if (row === undefined) throw new Error('the maintenance state row is missing; run the migrations')
     return toState(row)
