@@ -1,5 +1,4 @@
 import fastifyFormbody from '@fastify/formbody'
-import fastifyRateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
@@ -81,7 +80,6 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(fastifyFormbody)
   await app.register(finiteNumbersPlugin)
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/static/', maxAge: '1h' })
-  await app.register(fastifyRateLimit, { global: false })
   await app.register(authPlugin, {
     sessionSecret: ensureSessionSecret(options.config),
     accessFile: options.config.accessFile,

@@ -8,6 +8,8 @@ import { ForbiddenError, UnauthorizedError } from '../errors.js'
 import { authenticate, credentialsStamp } from './authenticate.js'
 import { isManager, type Principal } from './principal.js'
 import { DatabaseSessionStore } from './session-store.js'
+import { pruneSignInFailures, recordSignInFailure } from './sign-in-log.js'
+import { isSignInRefusal, SignInLimiter, type SignInChannel } from './sign-in-limiter.js'
 
 declare module 'fastify' {
   interface Session {
@@ -19,6 +21,10 @@ declare module 'fastify' {
     authenticatedBy: 'session' | 'basic' | null
   }
   interface FastifyInstance {
+    /** The one limiter of every way of presenting a password (the form, HTTP Basic). */
+    signIns: SignInLimiter
+    /** Records a failed sign-in for managers to see; never throws. */
+    recordSignInFailure: (request: FastifyRequest, account: string, channel: SignInChannel) => Promise<void>
     /** preHandler: 401 unless signed in. */
     requireSignedIn: (request: FastifyRequest) => Promise<void>
     /** preHandler: 401/403 unless a manager or the emergency user. */
@@ -56,6 +62,16 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   fastify.decorateRequest('principal', null)
   fastify.decorateRequest('authenticatedBy', null)
 
+  const signIns = new SignInLimiter()
+  fastify.decorate('signIns', signIns)
+  /** Never throws: a failure that cannot be recorded is still refused, and logged. */
+  async function recordFailure (request: FastifyRequest, account: string, channel: SignInChannel): Promise<void> {
+    request.log.info({ account, channel }, 'sign-in failed')
+    await recordSignInFailure(fastify.db.writer, { account, address: request.ip, channel, instance: fastify.config.instanceId })
+      .catch((err: unknown) => request.log.warn({ err }, 'could not record a failed sign-in'))
+  }
+  fastify.decorate('recordSignInFailure', recordFailure)
+
   // Verifying argon2 costs ~10 ms; API clients send Basic credentials on every request. A hit
   // is used only while the user's row is at the version it had before the verification (null:
   // the emergency user, not in the database), so a changed password, a new role or disabling
@@ -63,7 +79,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   const verifiedBasic = new Map<string, { principal: Principal, stamp: number | null, expires: number }>()
   const stampOf = (name: string) => credentialsStamp(fastify.db.reader, name).catch(() => undefined)
 
-  fastify.addHook('onRequest', async function resolvePrincipal (request) {
+  fastify.addHook('onRequest', async function resolvePrincipal (request, reply) {
     const fromSession = request.session.principal
     if (fromSession !== undefined) {
       request.principal = fromSession
@@ -72,26 +88,39 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     }
     const header = request.headers.authorization
     if (header === undefined || !header.startsWith('Basic ')) return
+    try {
+      request.principal = await principalOfBasic(request, header)
+      request.authenticatedBy = 'basic'
+    } catch (err) {
+      if (isSignInRefusal(err)) reply.header('retry-after', err.retryAfter)
+      throw err
+    }
+  })
+
+  async function principalOfBasic (request: FastifyRequest, header: string): Promise<Principal> {
     const key = createHash('sha256').update(header).digest('base64')
     const cached = verifiedBasic.get(key)
     if (cached !== undefined && cached.expires > Date.now() &&
       (cached.stamp === null || ((await stampOf(cached.principal.name)) ?? cached.stamp) === cached.stamp)) {
-      request.principal = cached.principal
-      request.authenticatedBy = 'basic'
-      return
+      // Verified before, but while this account is locked from this address, it is locked.
+      await signIns.check(request.ip, cached.principal.name)
+      return cached.principal
     }
     const credentials = parseBasic(header)
     if (credentials === undefined) throw new UnauthorizedError()
     const stamp = await stampOf(credentials.username)
-    const principal = await authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password)
-    if (principal === undefined) throw new UnauthorizedError()
+    const principal = await signIns.attempt(request.ip, credentials.username,
+      () => authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password))
+    if (principal === undefined) {
+      await recordFailure(request, credentials.username, 'basic')
+      throw new UnauthorizedError()
+    }
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
     if (principal.role === 'emergency' || stamp !== undefined) {
       verifiedBasic.set(key, { principal, stamp: principal.role === 'emergency' ? null : stamp!, expires: Date.now() + BASIC_CACHE_MS })
     }
-    request.principal = principal
-    request.authenticatedBy = 'basic'
-  })
+    return principal
+  }
 
   // Basic credentials are not sent by browsers on their own, so only session requests need a token.
   // An API request without a signed-in session carries no authority a forged request could
@@ -116,6 +145,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
 
   const pruneTimer = setInterval(() => {
     store.prune().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune expired sessions'))
+    pruneSignInFailures(fastify.db.writer).catch((err: unknown) => fastify.log.warn({ err }, 'could not prune old failed sign-ins'))
   }, 60 * 60 * 1000)
   pruneTimer.unref()
   fastify.addHook('onClose', async function stopSessionPruning () {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { RateLimitedError } from '../errors.js'
 import { authenticate } from './authenticate.js'
+import { isSignInRefusal } from './sign-in-limiter.js'
 
 declare module '../web/view.js' {
   interface Pages {
@@ -8,9 +8,7 @@ declare module '../web/view.js' {
   }
 }
 
-interface LoginBody { username?: string, password?: string, next?: string }
-
-export const LOGIN_RATE_LIMIT = { max: 10, timeWindow: 60_000 }
+interface LoginBody { username?: unknown, password?: unknown, next?: unknown }
 
 const THIS_SITE = 'http://this-site.invalid'
 
@@ -37,28 +35,28 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
   })
 
   fastify.post<{ Body: LoginBody }>('/login', {
-    config: {
-      maintenance: 'always-open',
-      rateLimit: {
-        ...LOGIN_RATE_LIMIT,
-        // Per address and account: guessing one account's password is slow, and people who
-        // share an address (an office, a test runner) do not lock each other out.
-        hook: 'preValidation',
-        keyGenerator: (request) => `${request.ip}|${String((request.body as LoginBody | undefined)?.username ?? '').trim().toLowerCase()}`,
-        errorResponseBuilder: (_request, context) => new RateLimitedError(`in ${Math.ceil(context.ttl / 1000)} seconds`),
-      },
-    },
+    config: { maintenance: 'always-open' },
   }, async function login (request, reply) {
-    const { username = '', password = '', next } = request.body ?? {}
+    const body = request.body ?? {}
+    // A form field given twice arrives as an array: only text is a name or a password.
+    const [username, password] = [body.username, body.password].map((value) => typeof value === 'string' ? value : '') as [string, string]
+    const next = body.next
     let principal
     try {
-      principal = await authenticate(fastify.db.reader, fastify.config.accessFile, username.trim(), password)
+      // Limited with HTTP Basic, per address and account and per address (SIGN_IN_LIMITS).
+      principal = await fastify.signIns.attempt(request.ip, username,
+        () => authenticate(fastify.db.reader, fastify.config.accessFile, username.trim(), password))
     } catch (err) {
+      if (isSignInRefusal(err)) {
+        reply.header('retry-after', err.retryAfter)
+        throw err
+      }
       request.log.error({ err }, 'sign-in failed: the users table could not be read')
       reply.code(503)
       return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
     }
     if (principal === undefined) {
+      await fastify.recordSignInFailure(request, username, 'form')
       reply.code(401)
       return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Wrong user name or password.' })
     }

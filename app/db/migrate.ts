@@ -5,12 +5,14 @@ import { classifyDatabaseError } from './errors.js'
 import * as foundation from './migrations/2026-11-22-foundation.js'
 import * as tasks from './migrations/2026-11-23-tasks.js'
 import * as userAdmin from './migrations/2026-12-02-user-admin.js'
+import * as signInFailures from './migrations/2026-12-03-sign-in-failures.js'
 
 /** Every migration, in order. Dated names; a migration never changes once released. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22-foundation': foundation,
   '2026-11-23-tasks': tasks,
   '2026-12-02-user-admin': userAdmin,
+  '2026-12-03-sign-in-failures': signInFailures,
   ...maintenanceMigrations,
 }
 

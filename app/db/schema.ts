@@ -16,6 +16,7 @@ export interface DB extends MaintenanceTables {
   commit_log: CommitLogTable
   password_reset: PasswordResetTable
   user_log: UserLogTable
+  sign_in_failure: SignInFailureTable
 }
 
 export type Role = 'member' | 'manager'
@@ -106,4 +107,14 @@ export interface CommitLogTable {
   id: Generated<number>
   at: string
   actor: string | null
+}
+
+export interface SignInFailureTable {
+  id: Generated<number>
+  at: string
+  /** The name as typed (made storable). */
+  account: string
+  address: string
+  channel: 'form' | 'basic'
+  instance: string
 }

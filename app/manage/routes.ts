@@ -3,6 +3,7 @@ import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
+import signInsRoutes from './sign-ins.js'
 import usersRoutes from './users.js'
 
 declare module '../web/view.js' {
@@ -152,6 +153,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     })
 
     await fastify.register(usersRoutes)
+    await fastify.register(signInsRoutes)
   }
 }
 
