@@ -7,12 +7,12 @@ import {
   bypasses, CONTROL_CHARACTERS_PROBLEM, MAX_VERSION, decideChange, hasControlCharacters, isIsoTimestamp, MAX_REASON_LENGTH, mayWrite, normalizeUntil, publicState, readChangeRequest, retryAfterSeconds,
   type Channel, type ChangeRequest, type ChangeRequestInput, type MaintenancePrincipal, type MaintenanceState, type PublicState,
 } from './state.js'
-import type { InstanceRecord, LogEntry, MaintenanceStore, MaintenanceWindow } from './store.js'
+import type { InstanceRecord, LogEntry, LogFilter, MaintenanceStore, MaintenanceWindow } from './store.js'
 
 export { MAINTENANCE_ERRORS } from './errors.js'
 export { maintenanceMigration, maintenanceMigrations, maintenanceWindowsMigration } from './migration.js'
 export { postgresNotifications, pollingSignal, type ChangeSignal } from './change-signals.js'
-export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type InstanceRecord, type MaintenanceWindow, type WindowState } from './store.js'
+export { kyselyMaintenanceStore, type MaintenanceStore, type MaintenanceTables, type LogEntry, type LogFilter, type InstanceRecord, type MaintenanceWindow, type WindowState } from './store.js'
 export * from './state.js'
 
 /**
@@ -66,7 +66,9 @@ export interface MaintenanceController {
    * ones too (`inputProblem`: what a schema found wrong with it, refused as invalid).
    */
   change (principal: MaintenancePrincipal, change: ChangeRequestInput, channel: Channel, inputProblem?: string): Promise<MaintenanceState>
-  log (limit: number, beforeId?: number): Promise<LogEntry[]>
+  log (limit: number, beforeId?: number, filter?: LogFilter): Promise<LogEntry[]>
+  countLog (filter?: LogFilter): Promise<number>
+  logActors (): Promise<string[]>
   instances (): Promise<InstanceView[]>
   /** Called with the new state whenever this instance applies a change. */
   subscribe (listener: (state: MaintenanceState) => void): () => void
@@ -177,7 +179,9 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
       fastify.log.info({ actor: principal.name, channel, from: previous.mode, to: next.mode, version: next.version }, 'maintenance state changed')
       return next
     },
-    log: (limit, beforeId) => store.log(limit, beforeId),
+    log: (limit, beforeId, filter) => store.log(limit, beforeId, filter),
+    countLog: (filter) => store.countLog(filter),
+    logActors: () => store.logActors(),
     async instances () {
       const now = Date.now()
       return (await store.instances()).map((record) => ({

@@ -1,7 +1,7 @@
 import { fastifySSE } from '@fastify/sse'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { InvalidInputError, InvalidStateChangeError, NotManagerError, UnauthorizedError } from './errors.js'
-import { MAX_VERSION, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
+import { MAX_VERSION, normalizeUntil, type Channel, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
 
 export interface MaintenanceRoutesOptions {
   principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
@@ -40,13 +40,20 @@ const windowBody = {
   },
 } as const
 
-const limitQuery = {
+const logQuery = {
   type: 'object',
   properties: {
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
     before: { type: 'integer', minimum: 1, maximum: MAX_VERSION },
+    actor: { type: 'string', minLength: 1, maxLength: 100 },
+    outcome: { type: 'string', enum: ['applied', 'refused'] },
+    channel: { type: 'string', enum: ['web', 'api', 'cli', 'scheduler'] },
+    from: { type: 'string', format: 'date-time' },
+    to: { type: 'string', format: 'date-time' },
   },
 } as const
+
+interface LogQuery { limit: number, before?: number, actor?: string, outcome?: 'applied' | 'refused', channel?: Channel, from?: string, to?: string }
 
 /** The JSON API of PRODUCT §4.4 for the state, its audit log, its change events, the instances and health. */
 const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async function maintenanceRoutes (fastify, { principalOf, untrack }) {
@@ -85,14 +92,15 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     return maintenance.publicState(principal)
   })
 
-  fastify.get<{ Querystring: { limit: number, before?: number } }>('/api/maintenance/log', {
-    schema: { querystring: limitQuery },
+  fastify.get<{ Querystring: LogQuery }>('/api/maintenance/log', {
+    schema: { querystring: logQuery },
   }, async function readLog (request) {
     manager(request, principalOf, 'read the maintenance log')
-    const { limit, before } = request.query
+    const { limit, before, actor, outcome, channel, from, to } = request.query
     // Ajv turns `1e309` into Infinity and then skips minimum and maximum for it.
     if (!Number.isFinite(limit) || (before !== undefined && !Number.isFinite(before))) throw new InvalidInputError('limit and before must be whole numbers')
-    return { entries: await maintenance.log(request.query.limit, request.query.before) }
+    const filter = { actor, outcome, channel, from: normalizeUntil(from) ?? undefined, to: normalizeUntil(to) ?? undefined }
+    return { entries: await maintenance.log(limit, before, filter) }
   })
 
   fastify.get('/api/maintenance/windows', { config: { maintenance: 'always-open' } }, async function listWindows (request) {

@@ -1,4 +1,4 @@
-import { SqliteAdapter, sql, type Generated, type Kysely, type Selectable, type Transaction } from 'kysely'
+import { SqliteAdapter, sql, type Generated, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import type { Channel, ChangeDecision, MaintenanceState, Mode } from './state.js'
 
 /** The plugin's tables; an application's Kysely `DB` type includes them (see migration.ts). */
@@ -92,6 +92,17 @@ export interface LogEntry {
   detail: string | null
 }
 
+/** Which audit entries to show: each field narrows it; `from` and `to` are ISO instants (`to` excluded). */
+export interface LogFilter {
+  actor?: string
+  outcome?: LogEntry['outcome']
+  channel?: Channel
+  from?: string
+  to?: string
+  /** Entries newer than this id (for paging back towards the newest), oldest first before they are turned round. */
+  afterId?: number
+}
+
 export interface InstanceRecord {
   id: string
   address: string | null
@@ -136,7 +147,12 @@ export interface MaintenanceStore {
   scheduleWindow (window: Pick<MaintenanceWindow, 'mode' | 'reason' | 'startsAt' | 'endsAt' | 'createdBy'>): Promise<MaintenanceWindow>
   /** Cancels a window that has not started; false when it had. */
   cancelWindow (id: number): Promise<boolean>
-  log (limit: number, beforeId?: number): Promise<LogEntry[]>
+  /** Audit entries, newest first: older than `beforeId`, narrowed by `filter`. */
+  log (limit: number, beforeId?: number, filter?: LogFilter): Promise<LogEntry[]>
+  /** How many entries `filter` lets through (paging keys aside). */
+  countLog (filter?: LogFilter): Promise<number>
+  /** Everyone who appears in the log, by name, for a filter's choices. */
+  logActors (): Promise<string[]>
   heartbeat (instance: InstanceRecord, dropOlderThan: string): Promise<void>
   instances (): Promise<InstanceRecord[]>
   removeInstance (id: string): Promise<void>
@@ -173,6 +189,17 @@ function toState (row: StateRow): MaintenanceState {
     changedBy: row.changed_by,
     changedAt: row.changed_at,
   }
+}
+
+function filtered<Q extends SelectQueryBuilder<MaintenanceTables, 'maintenance_log', any>> (query: Q, filter: LogFilter): Q {
+  let narrowed = query as SelectQueryBuilder<MaintenanceTables, 'maintenance_log', any>
+  if (filter.actor !== undefined) narrowed = narrowed.where('actor', '=', filter.actor)
+  if (filter.outcome !== undefined) narrowed = narrowed.where('outcome', '=', filter.outcome)
+  if (filter.channel !== undefined) narrowed = narrowed.where('channel', '=', filter.channel)
+  if (filter.from !== undefined) narrowed = narrowed.where('at', '>=', filter.from)
+  if (filter.to !== undefined) narrowed = narrowed.where('at', '<', filter.to)
+  if (filter.afterId !== undefined) narrowed = narrowed.where('id', '>', filter.afterId)
+  return narrowed as Q
 }
 
 /** The built-in store over Kysely, for SQLite and PostgreSQL alike; `database` must include {@link MaintenanceTables}. */
@@ -293,10 +320,13 @@ export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: K
       return result.numUpdatedRows > 0n
     },
 
-    async log (limit, beforeId) {
-      let query = db.selectFrom('maintenance_log').selectAll().orderBy('id', 'desc').limit(limit)
+    async log (limit, beforeId, filter = {}) {
+      let query = filtered(db.selectFrom('maintenance_log').selectAll(), filter).limit(limit)
       if (beforeId !== undefined) query = query.where('id', '<', beforeId)
+      // Newer than `afterId`: the oldest of those, then turned round to newest first.
+      query = query.orderBy('id', filter.afterId !== undefined ? 'asc' : 'desc')
       const rows = await query.execute()
+      if (filter.afterId !== undefined) rows.reverse()
       return rows.map((row) => ({
         id: row.id,
         at: row.at,
@@ -312,6 +342,17 @@ export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: K
         outcome: row.outcome,
         detail: row.detail,
       }))
+    },
+
+    async countLog (filter = {}) {
+      const row = await filtered(db.selectFrom('maintenance_log').select((eb) => eb.fn.countAll<string | number>().as('n')), { ...filter, afterId: undefined })
+        .executeTakeFirstOrThrow()
+      return Number(row.n)
+    },
+
+    async logActors () {
+      const rows = await db.selectFrom('maintenance_log').select('actor').distinct().orderBy('actor').limit(200).execute()
+      return rows.map((row) => row.actor)
     },
 
     async heartbeat (instance, dropOlderThan) {

@@ -1,15 +1,14 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
-import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
+import logRoutes from './log.js'
 import signInsRoutes from './sign-ins.js'
 import usersRoutes from './users.js'
 
 declare module '../web/view.js' {
   interface Pages {
     manage: ManagePage
-    'manage-log': { entries: LogEntry[], next: number | null }
     maintenance: { state: MaintenanceState, retryAfter: number }
   }
 }
@@ -144,14 +143,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       return reply.seeOther('/manage#windows')
     })
 
-    fastify.get<{ Querystring: { before?: string } }>('/manage/log', async function auditLog (request, reply) {
-      const before = Number.parseInt(request.query.before ?? '', 10)
-      const pageSize = 50
-      const entries = await fastify.maintenance.log(pageSize + 1, Number.isInteger(before) && before > 0 && before <= MAX_INTEGER ? before : undefined)
-      const next = entries.length > pageSize ? entries[pageSize - 1]!.id : null
-      return reply.render('manage-log', { title: 'Maintenance log', entries: entries.slice(0, pageSize), next })
-    })
-
+    await fastify.register(logRoutes)
     await fastify.register(usersRoutes)
     await fastify.register(signInsRoutes)
   }
