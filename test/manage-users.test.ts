@@ -253,6 +253,14 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
       expect((await act(boss, 'gus', 'disable', { version: String(row.version + 1) })).statusCode).toBe(303)
     })
 
+    it('a version that is not a number is bad input, not a conflict', async () => {
+      await addUser(site.database, 'nan', 'member')
+      const response = await act(boss, 'nan', 'disable', { version: 'abc' })
+      expect(response.statusCode).toBe(400)
+      expect(refusal(response)).toBe('Not changed: version must be a whole number.')
+      expect(await userRow('nan')).toMatchObject({ disabled_at: null, version: 1 })
+    })
+
     it('every form needs its CSRF token', async () => {
       await addUser(site.database, 'hal', 'member')
       const row = (await userRow('hal'))!

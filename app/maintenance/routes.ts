@@ -45,7 +45,7 @@ const logQuery = {
   properties: {
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
     before: { type: 'integer', minimum: 1, maximum: MAX_VERSION },
-    actor: { type: 'string', minLength: 1, maxLength: 100 },
+    actor: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
     outcome: { type: 'string', enum: ['applied', 'refused'] },
     channel: { type: 'string', enum: ['web', 'api', 'cli', 'scheduler'] },
     from: { type: 'string', format: 'date-time' },

@@ -52,7 +52,11 @@ export function logFilterFrom (query: LogQuery): { filters: LogFilters, filter: 
   }
   const filter: LogFilter = {}
   const errors: FieldErrors = {}
-  if (filters.actor !== '') filter.actor = filters.actor
+  if (filters.actor !== '') {
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(filters.actor) || filters.actor.length > 100) errors.actor = 'must be a name'
+    else filter.actor = filters.actor
+  }
   if (filters.outcome !== '') {
     if ((OUTCOMES as readonly string[]).includes(filters.outcome)) filter.outcome = filters.outcome as LogFilter['outcome']
     else errors.outcome = 'must be applied or refused'

@@ -64,6 +64,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     if (user === undefined) throw new NotFoundError(`There is no user "${request.params.username}"`)
     if (user.username === request.principal!.name) throw invalidInput({ user: 'is you: ask another manager to change your own account' })
     const version = Number(request.body?.version ?? user.version)
+    if (!Number.isInteger(version)) throw invalidInput({ version: 'must be a whole number' })
     if (version !== user.version) throw new ConflictError(`${user.username} was changed by someone else meanwhile; look again and retry`)
     return { user, version }
   }
