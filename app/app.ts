@@ -19,7 +19,7 @@ import taskRoutes from './tasks/routes.js'
 import type { TaskRunnerOptions } from './tasks/runner.js'
 import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
-import errorPlugin from './web/errors.js'
+import errorPlugin, { answerFrameworkError } from './web/errors.js'
 import finiteNumbersPlugin from './web/finite-numbers.js'
 import securityHeadersPlugin from './web/security-headers.js'
 import viewPlugin from './web/view.js'
@@ -54,6 +54,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
     return503OnClosing: true,
+    // A malformed URL is refused before routing, and answered like any other error.
+    frameworkErrors: answerFrameworkError,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>()
 

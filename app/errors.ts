@@ -16,6 +16,10 @@ export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, [string]>(
   'QUIESCE_FORBIDDEN', '%s', 403)
 export const CsrfError = createError<'QUIESCE_CSRF_INVALID', 403, []>(
   'QUIESCE_CSRF_INVALID', 'The form expired or did not come from this site; reload the page and try again', 403)
+export const TooLargeError = createError<'QUIESCE_TOO_LARGE', 413, []>(
+  'QUIESCE_TOO_LARGE', 'The request is too large; nothing was saved', 413)
+export const UnsupportedMediaTypeError = createError<'QUIESCE_UNSUPPORTED_MEDIA_TYPE', 415, []>(
+  'QUIESCE_UNSUPPORTED_MEDIA_TYPE', 'Send JSON (application/json) or a form (application/x-www-form-urlencoded)', 415)
 export const RateLimitedError = createError<'QUIESCE_RATE_LIMITED', 429, [string]>(
   'QUIESCE_RATE_LIMITED', 'Too many attempts; try again %s', 429)
 export const DirectSendError = createError<'QUIESCE_DIRECT_SEND', 500, []>(
@@ -29,6 +33,8 @@ export const ERRORS = {
   QUIESCE_FORBIDDEN: ForbiddenError,
   QUIESCE_CSRF_INVALID: CsrfError,
   QUIESCE_RATE_LIMITED: RateLimitedError,
+  QUIESCE_TOO_LARGE: TooLargeError,
+  QUIESCE_UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaTypeError,
   QUIESCE_DIRECT_SEND: DirectSendError,
   QUIESCE_INTERNAL: InternalError,
   ...MAINTENANCE_ERRORS,

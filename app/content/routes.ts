@@ -144,7 +144,9 @@ function refusedSave (action: DocumentForm['action']) {
     const shown = describeError(error)
     // Refused by the exclusive gate, before the body was even read: there is no text to give
     // back, so the root handler shows the maintenance page instead of an empty form.
-    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
+    // A body that could not be read (too large, not a form) has no text to give back either.
+    const unread = typeof request.body !== 'object' || request.body === null
+    if (unread || shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
     const fields = shown.details.fields as FieldErrors | undefined
     const body = (request.body ?? {}) as FormBody
     reply.code(shown.statusCode)

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { CsrfError, InternalError, InvalidInputError, NotFoundError } from '../errors.js'
+import type { MaintenanceController } from '../maintenance/index.js'
+import { CsrfError, InternalError, InvalidInputError, NotFoundError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js'
 
 declare module './view.js' {
   interface Pages {
@@ -73,11 +74,39 @@ export function describeError (error: FastifyError): ShownError {
     const internal = new InternalError()
     return { statusCode: 500, code: internal.code, message: internal.message, details: {} }
   }
+  if (!isDeliberate(error)) {
+    // Fastify's own 4xx (a body too large or not JSON, an unknown content type, a malformed
+    // URL) answer with a code of the registry; the message says what was wrong.
+    if (statusCode === 413) return shownAs(new TooLargeError())
+    if (statusCode === 415) return shownAs(new UnsupportedMediaTypeError())
+    if (statusCode === 400) return shownAs(new InvalidInputError(error.message))
+  }
   const details: Record<string, unknown> = {}
   for (const key of DETAIL_KEYS) {
     if (key in error) details[key] = (error as unknown as Record<string, unknown>)[key]
   }
   return { statusCode, code: error.code ?? 'QUIESCE_INTERNAL', message: error.message, details }
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before a request reaches a route (a malformed
+ * URL). No hook has run and the reply has no decorators, so the answer is built here: the
+ * error's JSON, or a line of text for a browser, with the site's mode as on every response.
+ */
+export function answerFrameworkError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const shown = describeError(error)
+  const maintenance = request.server.maintenance as MaintenanceController | undefined
+  if (maintenance !== undefined) reply.header('quiesce-mode', maintenance.state.mode)
+  reply.code(shown.statusCode).header('x-content-type-options', 'nosniff')
+  if (wantsJson(request)) {
+    reply.send({ statusCode: shown.statusCode, code: shown.code, error: httpReason(shown.statusCode), message: shown.message, ...shown.details })
+    return
+  }
+  reply.type('text/plain; charset=utf-8').send(`${httpReason(shown.statusCode)} (${shown.code}): ${shown.message}\n`)
+}
+
+function shownAs (error: Error & { code: string, statusCode: number }): ShownError {
+  return { statusCode: error.statusCode, code: error.code, message: error.message, details: {} }
 }
 
 async function sendError (request: FastifyRequest, reply: FastifyReply, shown: ShownError) {
