@@ -44,6 +44,8 @@ export const users = {
   otto: { name: 'otto', password: 'otto-e2e-password', role: 'member' },
   /** Forgot her password; sets a new one with the link nina gives her. */
   pia: { name: 'pia', password: 'pia-e2e-password', role: 'member' },
+  /** Runs the tasks: exports the data, cancels a waiting rebuild from the list. */
+  quinn: { name: 'quinn', password: 'quinn-e2e-password', role: 'manager' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>

@@ -30,7 +30,7 @@ export function uniqueSuffix (): string {
  * whole suite signs in from 127.0.0.1 within that minute. So each story signs in as people of
  * its own, and nobody signs in through the form more than twice per run (ann 2: browse, phone;
  * ben 1; cleo 2: login; dora 1; felix 1; greta 1; hugo 1; maria 2: emergency-override,
- * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; rescue 1); a person whose sign-in is not part of the story can use
+ * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; quinn 1: tasks; rescue 1); a person whose sign-in is not part of the story can use
  * {@link basicCredentials} instead.
  */
 

@@ -65,6 +65,8 @@
     const field = function (name) { return document.querySelector('[data-progress="' + name + '"]') }
     const samples = []
     const finished = ['done', 'failed', 'cancelled']
+    // A page rendered after the task ended must not reload itself (it would, again and again).
+    const endedBeforeLoad = finished.includes(progress.dataset.state)
     const stream = new EventSource('/api/tasks/' + progress.dataset.taskId + '/events')
     stream.addEventListener('progress', function (event) {
       const task = JSON.parse(event.data)
@@ -95,7 +97,7 @@
         progress.dataset.state = task.state
         if (field('cancel')) field('cancel').hidden = true
         if (task.finishedAt && field('finished')) field('finished').textContent = formatTime(task.finishedAt)
-        if (task.kind === 'export' && task.state === 'done') window.location.reload()
+        if (task.kind === 'export' && task.state === 'done' && !endedBeforeLoad) window.location.reload()
       }
     })
   }

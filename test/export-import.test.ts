@@ -455,12 +455,15 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     const page = await site.app.inject({ url: location, headers: { cookie: boss.cookie } })
     expect(page.statusCode).toBe(200)
     const pageMain = mainOf(page.body)
-    const link = new RegExp(`<a class="button" href="/manage/tasks/${id}/download">Download (quiesce-export-[0-9TZ-]+-task-${id}\\.jsonl)</a> <span class="meta">([0-9,]+) bytes, up to commit (\\d+)</span>`).exec(pageMain)
+    const link = new RegExp(`<a class="button" href="/manage/tasks/${id}/download">Download (quiesce-export-[0-9TZ-]+-task-${id}\\.jsonl)</a> <span class="meta">JSON Lines, [0-9.]+ (?:KB|MB) \\(([0-9,]+) bytes\\), up to commit (\\d+)</span>`).exec(pageMain)
     expect(link, pageMain).not.toBeNull()
     const [, name, bytes, commit] = link!
     expect(Number(commit)).toBe(reference.summary.lastCommit)
     expect(Number(bytes!.replaceAll(',', ''))).toBe(reference.bytes.length)
     expect(pageMain).toContain('<h1>Export #' + id + '</h1>')
+    // The list says what the export produced, and offers it too.
+    const listMain = mainOf((await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })).body)
+    expect(listMain).toMatch(new RegExp(`<td data-label="Result"><a href="/manage/tasks/${id}/download">Download</a> <span class="meta nowrap">\\(JSON Lines, [0-9.]+ (KB|MB)\\)</span></td>`))
 
     const download = await site.app.inject({ url: `/manage/tasks/${id}/download`, headers: { cookie: boss.cookie } })
     expect(download.statusCode).toBe(200)

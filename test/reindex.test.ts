@@ -7,7 +7,7 @@ import { seedDocuments } from '../app/content/seed.js'
 import { catalogFor } from '../app/content/catalog.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { REINDEX_BATCH } from '../app/tasks/reindex.js'
-import { addUser, basicAuth, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
+import { addUser, basicAuth, csrfTokenIn, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS, type DatabaseKind } from './helpers/databases.js'
 import { ISO_TIMESTAMP, readState, switchTo } from './helpers/maintenance.js'
 import { BatchWatch, catalogRows, deferred, FINISHED, freshBuild, searchAnswers, taskRow, until } from './helpers/tasks.js'
@@ -327,8 +327,14 @@ describe.each(DATABASE_KINDS)('catalog reindex on %s', (kind) => {
     const list = await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })
     expect(list.statusCode).toBe(200)
     const listMain = mainOf(list.body)
-    expect(listMain).toContain(`<a href="/manage/tasks/${id}">Catalog rebuild #${id}</a>`)
-    expect(listMain).toContain('<td>349 / 349</td>')
+    expect(listMain).toContain(`<th scope="row" data-label="Task"><a href="/manage/tasks/${id}">Catalog rebuild #${id}</a></th>`)
+    expect(listMain).toContain('<td data-label="Progress">349 / 349</td>')
+    expect(listMain).toContain('<td data-label="Result">catalog rebuilt</td>')
+    // Each kind of task says what it produces and where.
+    expect(listMain).toContain('<h3 id="kind-reindex">Rebuild the catalog</h3>')
+    expect(listMain).toContain('<strong>Produces:</strong> nothing to download. Search answers from the rebuilt index as each batch lands.')
+    expect(listMain).toContain('<h3 id="kind-export">Export all data</h3>')
+    expect(listMain).toContain('<strong>Produces:</strong> a file to download from the task\'s page when it is done: JSON Lines, UTF-8 (<code>quiesce-export</code> format 1, <code>.jsonl</code>), also kept on the server in the data directory\'s <code>exports/</code> folder')
     expect(listMain).toContain('<form method="post" action="/manage/tasks/reindex" class="inline">')
 
     const page = await site.app.inject({ url: `/manage/tasks/${id}`, headers: { cookie: boss.cookie } })
@@ -361,8 +367,24 @@ describe.each(DATABASE_KINDS)('catalog reindex on %s', (kind) => {
     expect(partial).toContain(`<strong data-progress="percent">${Math.floor(100 * 100 / DOCS)}%</strong>`)
     expect(partial).toContain(`<span data-progress="count">100 of ${DOCS}</span>`)
     expect(partial).toContain(`<form method="post" action="/manage/tasks/${running}/cancel" data-progress="cancel">`)
+    // The list offers to cancel it too, and its form works.
+    const listed = await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })
+    const listedMain = mainOf(listed.body)
+    expect(listedMain).toContain('<td data-label="State">running</td>')
+    expect(listedMain).toContain(`<form method="post" action="/manage/tasks/${running}/cancel" class="inline">`)
+    expect(listedMain).toContain(`<button type="submit" class="small danger" aria-label="Cancel Catalog rebuild #${running}">Cancel</button>`)
+    expect(listedMain.match(/>Cancel<\/button>/g)).toHaveLength(1)
+    const cancelled = await site.app.inject({
+      method: 'POST',
+      url: `/manage/tasks/${running}/cancel`,
+      headers: { cookie: boss.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ _csrf: csrfTokenIn(listed.body) }).toString(),
+    })
+    expect(cancelled.statusCode).toBe(303)
+    expect(cancelled.headers.location).toBe(`/manage/tasks/${running}`)
     held.resolve()
-    await finished(site.app, running)
+    expect(await finished(site.app, running)).toMatchObject({ state: 'cancelled' })
+    expect(mainOf((await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })).body)).not.toContain(`action="/manage/tasks/${running}/cancel"`)
 
     await addUser(site.database, 'mel', 'member')
     const mel = await signIn(site.app, 'mel', 'mel-password')

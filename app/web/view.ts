@@ -53,7 +53,7 @@ const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
     engine: { eta: new Eta({ autoEscape: true, autoTrim: [false, 'nl'] }) },
     root: VIEWS_DIR,
     production: true,
-    defaultContext: { siteName: 'Quiesce', formatTime },
+    defaultContext: { siteName: 'Quiesce', formatTime, formatBytes },
   })
 
   // The layout's per-request values are filled when a page renders (not for every request, and
@@ -63,6 +63,19 @@ const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
     this.type('text/html; charset=utf-8')
     return this.viewAsync(page, data)
   })
+}
+
+/** "812 bytes", "14.2 KB", "3.1 MB" (powers of 1024, one decimal). */
+export function formatBytes (bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 1024) return `${bytes} bytes`
+  const units = ['KB', 'MB', 'GB', 'TB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
 }
 
 /** "2026-11-22 14:05 UTC": one unambiguous time for every reader of the site. */
