@@ -91,6 +91,18 @@ describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
     expect(afterCommits).toEqual(['guard-maintainer'])
   })
 
+  it('records with each commit the state version it was applied under', async () => {
+    const newestCommit = () => site.database.writer.selectFrom('commit_log').select(['actor', 'state_version']).orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow()
+    const normal = site.app.maintenance.state.version
+    const put = await site.app.inject({ method: 'PUT', url: '/api/docs/guard-stamped', headers: { authorization: ANN }, payload: { title: 't', body: 'b' } })
+    expect(put.statusCode).toBe(201)
+    expect(await newestCommit()).toEqual({ actor: 'ann', state_version: normal })
+    // Staged in normal mode, committed after the switch: the commit says so.
+    const res = await slowCreateAcrossSwitch(BOSS, 'guard-stamped-later', 'concurrent')
+    expect(res.statusCode).toBe(200)
+    expect(await newestCommit()).toEqual({ actor: 'boss', state_version: normal + 1 })
+  })
+
   it('judges the commit by the state in its own transaction, even when this instance has not heard of a switch', async () => {
     // Another instance switched without this one noticing yet (no notification, no change counter).
     const before = site.app.maintenance.state

@@ -107,6 +107,8 @@ export interface CommitLogTable {
   id: Generated<number>
   at: string
   actor: string | null
+  /** The maintenance state version the commit was applied under (null: no maintenance plugin, or older rows). */
+  state_version: number | null
 }
 
 export interface SignInFailureTable {

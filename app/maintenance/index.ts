@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Expression } from 'kysely'
 import type { ChangeSignal } from './change-signals.js'
 import { ExclusiveError, InvalidStateChangeError, NotMaintainerError, NotManagerError, ReadOnlyError, StateConflictError, StateUnavailableError } from './errors.js'
 import maintenanceRoutes from './routes.js'
@@ -25,6 +26,11 @@ export interface CommitSeams {
   onBeforeRetry (hook: (context: { attempt: number, principal: unknown }) => Promise<void>): void
   /** Optional: a hook before a commit's transaction opens, to refuse cheaply what the guard would refuse. */
   onBeforeCommit? (hook: (context: { unitOfWork: { principal: unknown } }) => Promise<void>): void
+  /**
+   * Optional: the unit of work records with each commit what `stamp(transaction)` evaluates to
+   * (the store's {@link MaintenanceStore.versionStamp}): the state version it was applied under.
+   */
+  stampCommits? (stamp: (transaction: unknown) => Expression<number>): void
 }
 
 export interface MaintenancePluginOptions {
@@ -339,6 +345,11 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     const current = await refresh()
     if (!mayWrite(current, principal)) throw refusal(current)
   })
+
+  // Each commit records the state version it was applied under, read by its own statement
+  // (not the guard's): a history of commits can then be checked against the mode changes.
+  const versionStamp = store.versionStamp?.bind(store)
+  if (versionStamp !== undefined) options.unitOfWork.stampCommits?.((transaction) => versionStamp(transaction))
 
   // A retried request is judged by the state fetched again from the database, not the cache.
   options.unitOfWork.onBeforeRetry(async function judgeRetry ({ principal }) {

@@ -1,4 +1,4 @@
-import { SqliteAdapter, sql, type Generated, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { SqliteAdapter, sql, type Expression, type Generated, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import type { Channel, ChangeDecision, MaintenanceState, Mode } from './state.js'
 
 /** The plugin's tables; an application's Kysely `DB` type includes them (see migration.ts). */
@@ -132,6 +132,11 @@ export interface MaintenanceStore {
   read (): Promise<MaintenanceState>
   /** The state inside a commit's own transaction, held against a concurrent change until it ends. */
   readInTransaction (transaction: unknown): Promise<MaintenanceState>
+  /**
+   * Optional: a query expression for the unit of work's commit record that evaluates to the
+   * state version in `transaction`, and holds it like {@link readInTransaction} until the end.
+   */
+  versionStamp? (transaction: unknown): Expression<number>
   /**
    * Reads the state with a write lock, asks `decide`, stores the new state if applied, and
    * writes the attempt to the audit log either way; all in one transaction.
@@ -267,6 +272,13 @@ export function kyselyMaintenanceStore<T extends MaintenanceTables> (database: K
     read: () => readState(db, null),
 
     readInTransaction: (transaction) => readState(transaction as Transaction<MaintenanceTables>, 'share'),
+
+    // Its own share lock on PostgreSQL (SQLite serialises writers): the version is the one in
+    // force when the commit lands even if a guard read the state without holding it.
+    versionStamp (transaction) {
+      const query = (transaction as Transaction<MaintenanceTables>).selectFrom('maintenance_state').select('version').where('id', '=', 1)
+      return (postgres ? query.forShare() : query).$asScalar()
+    },
 
     async change (attempt, decide) {
       return db.transaction().execute((transaction) => changeIn(transaction, attempt, decide))

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely'
+import type { Expression, Kysely, Transaction } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import { classifyDatabaseError } from '../db/errors.js'
 import type { DB } from '../db/schema.js'
@@ -31,6 +31,11 @@ export type BeforeWritesHook = (context: CommitContext) => Promise<void>
 export type BeforeCommitHook = (context: { unitOfWork: UnitOfWork }) => Promise<void>
 /** Runs before each retry; throwing ends the request with that error. */
 export type BeforeRetryHook = (context: RetryContext) => Promise<void>
+/**
+ * What each commit records as `commit_log.state_version`: an expression the database evaluates
+ * in the commit's last statement, after the staged writes, inside the commit transaction.
+ */
+export type CommitStamp = (transaction: Transaction<DB>) => Expression<number>
 
 type State = 'open' | 'committing' | 'committed' | 'discarded'
 
@@ -120,6 +125,7 @@ export class UnitOfWorkEngine {
   readonly #beforeWrites: BeforeWritesHook[] = []
   readonly #beforeRetry: BeforeRetryHook[] = []
   readonly #beforeCommit: BeforeCommitHook[] = []
+  #stamp: CommitStamp | undefined
   readonly #commits = new Set<Promise<unknown>>()
   #closed = false
   #writesInFlight = 0
@@ -141,6 +147,14 @@ export class UnitOfWorkEngine {
 
   onBeforeCommit (hook: BeforeCommitHook): void {
     this.#beforeCommit.push(hook)
+  }
+
+  /**
+   * Records with every commit the maintenance state version it was applied under, so that a
+   * history of commits can be checked against the history of mode changes (test/chaos.test.ts).
+   */
+  stampCommits (stamp: CommitStamp): void {
+    this.#stamp = stamp
   }
 
   /** Commits in progress right now. */
@@ -202,7 +216,11 @@ export class UnitOfWorkEngine {
       const commit = this.#writer.transaction().execute(async (transaction) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
-        await transaction.insertInto('commit_log').values({ at: new Date().toISOString(), actor: unitOfWork.principal?.name ?? null }).execute()
+        await transaction.insertInto('commit_log').values({
+          at: new Date().toISOString(),
+          actor: unitOfWork.principal?.name ?? null,
+          state_version: this.#stamp?.(transaction) ?? null,
+        }).execute()
       })
       this.#commits.add(commit)
       try {
