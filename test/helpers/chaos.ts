@@ -112,7 +112,14 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosRun> {
   }
 
   // --- Writers --------------------------------------------------------------------------------
-  const writers: Writer[] = [cast.boss, cast.root, ...cast.members].map((person) => ({ person, agent: new http.Agent({ keepAlive: true, maxSockets: 1 }), created: [], seq: 0 }))
+  // Each person connects from an address of their own (127.0.0.0/8 is all loopback), as people
+  // do: the sign-in limits are per client address.
+  const writers: Writer[] = [cast.boss, cast.root, ...cast.members].map((person, i) => ({
+    person,
+    agent: new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: `127.0.0.${10 + i}` }),
+    created: [],
+    seq: 0,
+  }))
   const formWriters = new Set(cast.members.slice(0, options.formMembers).map((member) => member.name))
   for (const writer of writers) {
     if (formWriters.has(writer.person.name)) writer.session = await signInOverHttp(writer.agent, pick(instances).url, writer.person.name, writer.person.password)
@@ -203,7 +210,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosRun> {
   }
 
   // --- The manager ----------------------------------------------------------------------------
-  const managerAgent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  const managerAgent = new http.Agent({ keepAlive: true, maxSockets: 4, localAddress: '127.0.0.2' })
   const people = new Map([cast.boss, cast.deputy, cast.root, ...cast.members].map((person) => [person.name, person]))
   let known: { mode: Mode, version: number, maintainer: string | null } = { mode: 'normal', version: 0, maintainer: null }
   let attemptNo = 0

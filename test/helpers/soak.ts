@@ -178,8 +178,9 @@ export async function mixedLoad (baseUrl: string, seconds: number, options: { sw
   const statuses: Record<string, number> = {}
   const unexpected: string[] = []
   const agents: http.Agent[] = []
-  const agentOf = () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  // Each client from an address of its own (127.0.0.0/8 is all loopback): sign-in limits are per address.
+  const agentOf = (localAddress = `127.0.0.${10 + agents.length}`) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress })
     agents.push(agent)
     return agent
   }
@@ -228,7 +229,8 @@ export async function mixedLoad (baseUrl: string, seconds: number, options: { sw
   async function signer (): Promise<void> {
     let i = 0
     while (performance.now() < deadline) {
-      const agent = agentOf()
+      // A new browser each time, from the same address.
+      const agent = agentOf('127.0.0.3')
       const who = member(SOAK_MEMBERS - 1 - (i++ % SOAK_MEMBERS))
       const page = await request(agent, `${baseUrl}/login`)
       record('sign-in page', page, (a) => a.status === 200)
