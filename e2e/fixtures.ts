@@ -46,6 +46,10 @@ export const users = {
   pia: { name: 'pia', password: 'pia-e2e-password', role: 'member' },
   /** Runs the tasks: exports the data, cancels a waiting rebuild from the list. */
   quinn: { name: 'quinn', password: 'quinn-e2e-password', role: 'manager' },
+  /** Closes the site after looking at who would be locked out, and reopens it with one click. */
+  sara: { name: 'sara', password: 'sara-e2e-password', role: 'manager' },
+  /** Is signed in when sara closes the site. */
+  tom: { name: 'tom', password: 'tom-e2e-password', role: 'member' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>

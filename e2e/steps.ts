@@ -30,7 +30,7 @@ export function uniqueSuffix (): string {
  * whole suite signs in from 127.0.0.1 within that minute. So each story signs in as people of
  * its own, and nobody signs in through the form more than twice per run (ann 2: browse, phone;
  * ben 1; cleo 2: login; dora 1; felix 1; greta 1; hugo 1; maria 2: emergency-override,
- * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; quinn 1: tasks; rescue 1); a person whose sign-in is not part of the story can use
+ * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; quinn 1: tasks; sara 1, tom 1: panel; rescue 1); a person whose sign-in is not part of the story can use
  * {@link basicCredentials} instead.
  */
 
@@ -47,6 +47,12 @@ export async function switchMode (page: Page, mode: ModeLabel, reason = ''): Pro
   await control.getByRole('group', { name: 'Mode' }).getByRole('radio', { name: mode, exact: true }).check()
   await control.getByLabel('Reason').fill(reason)
   await control.getByRole('button', { name: 'Apply' }).click()
+  // Closing the site is confirmed on a page of its own, which shows who will be locked out.
+  if (mode === 'Exclusive') {
+    const confirm = page.getByRole('heading', { level: 1, name: 'Close the site?' })
+    await expect(confirm.or(page.getByRole('status').filter({ hasText: 'Done:' }))).toBeVisible()
+    if (await confirm.isVisible()) await page.getByRole('button', { name: 'Close the site (Exclusive)' }).click()
+  }
   await expect(page.getByRole('status').filter({ hasText: 'Done:' })).toContainText(`the site is now ${mode}`)
   await expect(page.getByTestId('current-mode')).toHaveText(mode)
 }

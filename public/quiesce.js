@@ -102,32 +102,44 @@
     })
   }
 
+  // The control panel's instances: read again every 2 seconds, with the time of the last check.
   const instances = document.querySelector('[data-instances]')
   if (instances) {
     const rows = instances.querySelector('[data-instance-rows]')
     const quiet = instances.querySelector('[data-quiet]')
-    const cell = function (text, className) {
-      const td = document.createElement('td')
+    const checked = instances.querySelector('[data-checked]')
+    const liveNote = instances.querySelector('[data-live-note]')
+    const labels = Array.from(instances.querySelectorAll('thead th')).map(function (th) { return th.textContent })
+    if (liveNote) liveNote.hidden = false
+    const cell = function (index, text, tag) {
+      const td = document.createElement(tag || 'td')
       td.textContent = text
-      if (className) td.className = className
+      td.dataset.label = labels[index] || ''
+      if (tag === 'th') td.scope = 'row'
+      // Times stay on one line, as the server renders them.
+      if (index === 2 || index === 3) td.className = 'nowrap'
       return td
     }
     const refresh = function () {
       fetch('/api/instances', { headers: { accept: 'application/json' } })
         .then(function (response) { return response.ok ? response.json() : null })
         .then(function (data) {
-          if (!data) return
+          const at = new Date().toISOString()
+          if (!data) {
+            if (checked) checked.textContent = at.slice(11, 19) + ' UTC (could not read the list; trying again)'
+            return
+          }
           rows.replaceChildren(...data.instances.map(function (instance) {
             const tr = document.createElement('tr')
             if (instance.stale) tr.className = 'stale'
             tr.append(
-              cell(instance.id + (instance.stale ? ' (no heartbeat)' : '')),
-              cell(instance.address || '—'),
-              cell(formatTime(instance.startedAt)),
-              cell(instance.heartbeatAt.slice(11, 19) + ' UTC'),
-              cell(instance.stateVersion + (instance.applied ? ' ✓ applied' : ' ✗ behind')),
-              cell(String(instance.requestsInFlight)),
-              cell(String(instance.writesInFlight))
+              cell(0, instance.id + (instance.stale ? ' (no heartbeat)' : ''), 'th'),
+              cell(1, instance.address || '—'),
+              cell(2, formatTime(instance.startedAt)),
+              cell(3, instance.heartbeatAt.slice(11, 19) + ' UTC'),
+              cell(4, instance.stateVersion + (instance.applied ? ' ✓ applied' : ' ✗ behind')),
+              cell(5, String(instance.requestsInFlight)),
+              cell(6, String(instance.writesInFlight))
             )
             return tr
           }))
@@ -137,9 +149,58 @@
           quiet.textContent = isQuiet
             ? 'Quiet: every instance enforces version ' + data.version + ' and no write is in flight.'
             : 'Not quiet yet: an instance has not applied version ' + data.version + ', or writes are still in flight.'
+          if (checked) {
+            checked.dateTime = at
+            checked.textContent = at.slice(11, 19) + ' UTC'
+          }
         })
-        .catch(function () {})
+        .catch(function () {
+          if (checked) checked.textContent = new Date().toISOString().slice(11, 19) + ' UTC (could not reach the site; trying again)'
+        })
     }
     setInterval(refresh, 2000)
+  }
+
+  // The expected end: the current UTC time beside it, and presets from now.
+  for (const now of document.querySelectorAll('[data-now]')) {
+    const tick = function () { now.textContent = formatTime(new Date().toISOString()) }
+    setInterval(tick, 15000)
+  }
+  const presets = document.querySelector('[data-until-presets]')
+  const until = document.getElementById('until')
+  const echo = document.querySelector('[data-until-echo]')
+  // The browser shows the field in its own format (a 12-hour clock, say): say it in the site's.
+  const echoUntil = function () {
+    if (!echo || !until) return
+    const at = until.value ? Date.parse(until.value + ':00Z') : NaN
+    if (Number.isNaN(at)) {
+      echo.textContent = ''
+      return
+    }
+    const minutes = Math.round((at - Date.now()) / 60000)
+    echo.textContent = 'Ends ' + formatTime(new Date(at).toISOString()) + (minutes > 0 ? ', in ' + (minutes < 60 ? minutes + ' min' : Math.floor(minutes / 60) + ' h' + (minutes % 60 ? ' ' + (minutes % 60) + ' min' : '')) : ', which is not in the future') + '.'
+  }
+  if (until) until.addEventListener('input', echoUntil)
+  if (presets && until && !until.disabled) {
+    presets.hidden = false
+    presets.addEventListener('click', function (event) {
+      const button = event.target.closest('[data-until-minutes]')
+      if (!button) return
+      const minutes = Number(button.dataset.untilMinutes)
+      // datetime-local takes "YYYY-MM-DDTHH:MM" with no zone: the panel reads it as UTC.
+      until.value = minutes === 0 ? '' : new Date(Math.ceil(Date.now() / 60000) * 60000 + minutes * 60000).toISOString().slice(0, 16)
+      echoUntil()
+      until.focus()
+    })
+  }
+
+  // "For 23 min": how long the site has been in maintenance, kept current.
+  for (const elapsed of document.querySelectorAll('[data-elapsed-since]')) {
+    const since = Date.parse(elapsed.dataset.elapsedSince)
+    const show = function () {
+      const minutes = Math.max(0, Math.floor((Date.now() - since) / 60000))
+      elapsed.textContent = minutes < 60 ? minutes + ' min' : Math.floor(minutes / 60) + ' h ' + (minutes % 60) + ' min'
+    }
+    setInterval(show, 30000)
   }
 })()

@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { formatTime } from '../app/web/view.js'
-import { addUser, basicAuth, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { addUser, basicAuth, csrfTokenIn, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
 import { addEmergencyUser, backToNormal, logCount, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
 
@@ -127,7 +127,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(checkedMode(main)).toBe('normal')
       for (const label of ['Normal', 'Concurrent (read-only)', 'Exclusive']) expect(main).toMatch(new RegExp(`<strong[^>]*>${label.replace(/[()]/g, '\\$&')}</strong>`))
       expect(main).toContain('<input id="until" name="until" type="datetime-local" value="">')
-      expect(main).toMatch(/<tbody data-instance-rows>\s*<tr class="">\s*<td>test-instance<\/td>/)
+      expect(main).toMatch(/<tbody data-instance-rows>\s*<tr class="">\s*<th scope="row" data-label="Instance">test-instance<\/th>/)
       expect(main).toContain(`${state.version} ✓ applied`)
     })
 
@@ -183,7 +183,10 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(refusal(response)).toBe('Not changed: boss switched the site to concurrent and is its maintainer now, so only boss or the emergency user may change it.')
       const main = mainOf(response.body)
       expect(checkedMode(main)).toBe('exclusive')
-      expect(main).toContain('<input id="reason" name="reason" type="text" maxlength="500" value="Deputy wants exclusive">')
+      // What deputy typed is kept, in a form that is off for deputy: boss maintains the site.
+      expect(main).toContain('<input id="reason" name="reason" type="text" maxlength="500" value="Deputy wants exclusive" disabled>')
+      expect(main).toContain('<fieldset class="mode-switch" disabled>')
+      expect(main).toContain('<p class="notice warn" data-testid="not-yours">Only <strong>boss</strong> (the maintainer) or the emergency user can change the mode now.')
       expect(main).toContain('<dd data-testid="maintainer">boss</dd>')
       expect(await stateRow(site.database)).toMatchObject({ mode: 'concurrent', maintainer: 'boss', version: switched.version })
       expect(await logRowsAfter(site.database, logged)).toEqual([expect.objectContaining({
@@ -241,6 +244,106 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const response = await changeForm(boss, { mode: 'normal', expectedVersion: version })
       expect(response.statusCode).toBe(400)
       expect(refusal(response)).toBe('Not changed: the site is already in normal mode')
+    })
+  })
+
+  describe('closing the site, and coming back', () => {
+    function impactOf (html: string, what: string): string | undefined {
+      const match = new RegExp(`<li data-testid="impact-${what}">([\\s\\S]*?)</li>`).exec(html)
+      return match?.[1]!.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim()
+    }
+
+    it('Exclusive is confirmed on a page of its own that says who is signed in and will be locked out, and what is being written', async () => {
+      const { version } = await readState(site.app)
+      const logged = await logCount(site.database)
+      // A write in flight on this instance (as a task's batch counts itself).
+      const done = site.app.maintenance.trackWrite()
+      const until = localUntil(2)
+      const step = await changeForm(boss, { mode: 'exclusive', reason: 'Moving house', until: until.form, expectedVersion: version })
+      done()
+      expect(step.statusCode).toBe(200)
+      const main = mainOf(step.body)
+      expect(main).toContain('<h1>Close the site?</h1>')
+      // deputy and ann are signed in (boss is the one closing it; the emergency user always gets in).
+      const people = impactOf(main, 'people')!
+      expect(people).toMatch(/^\d+ people are signed in and will be locked out \(\d+ used the site in the last 15 minutes\):/)
+      expect(people).toContain('ann')
+      expect(people).toContain('deputy')
+      expect(people).not.toMatch(/\bboss\b/)
+      expect(impactOf(main, 'writes')).toBe('1 write is in flight on the one instance: they are refused at commit if they have not committed when the switch lands (nothing half-written), and their people see “not saved”.')
+      expect(main).toContain('<dt>Reason</dt><dd>Moving house</dd>')
+      expect(main).toContain(`<dt>Expected end</dt><dd>${until.form.replace('T', ' ')} UTC</dd>`)
+      expect(main).toContain('<input type="hidden" name="confirmed" value="1">')
+      expect(main).toContain(`<input type="hidden" name="expectedVersion" value="${version}">`)
+      expect(main).toContain('<a href="/manage">No, go back</a>')
+      // Nothing changed, nothing was attempted yet.
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'normal', version })
+      expect(await logCount(site.database)).toBe(logged)
+
+      const confirmed = await postForm(site.app, boss, '/manage/maintenance', { mode: 'exclusive', reason: 'Moving house', until: until.form, expectedVersion: String(version), confirmed: '1' })
+      expect(confirmed.statusCode).toBe(303)
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'exclusive', maintainer: 'boss', reason: 'Moving house', until: until.iso })
+    })
+
+    it('with nobody else signed in and nothing in flight it says so; a stale form is refused at once, without the step', async () => {
+      await site.database.writer.deleteFrom('session').where('principal', '!=', 'boss').execute()
+      const { version } = await readState(site.app)
+      const step = mainOf((await changeForm(boss, { mode: 'exclusive', expectedVersion: version })).body)
+      expect(impactOf(step, 'people')).toBe('Nobody else is signed in.')
+      expect(impactOf(step, 'writes')).toBe('No write is in flight on the one instance.')
+      const stale = await changeForm(boss, { mode: 'exclusive', expectedVersion: version - 1 })
+      expect(stale.statusCode).toBe(409)
+      deputy = await signIn(site.app, 'deputy', 'deputy-password')
+      ann = await signIn(site.app, 'ann', 'ann-password')
+    })
+
+    it('the maintainer gets a one-click Back to Normal and sees for how long; another manager sees who may change it, and no form', async () => {
+      await switchTo(site.app, BOSS, 'concurrent', { reason: 'Reindexing' })
+      const main = mainOf((await get('/manage', boss)).body)
+      expect(main).toMatch(/<dt>For<\/dt><dd data-elapsed-since="[^"]+" data-testid="elapsed">0 min<\/dd>/)
+      const back = /<form method="post" action="\/manage\/maintenance" class="back-to-normal">[\s\S]*?<\/form>/.exec(main)?.[0]
+      expect(back).toContain('<input type="hidden" name="mode" value="normal">')
+      expect(back).toContain('<button type="submit">Back to Normal</button>')
+      expect(back).toContain('Everyone can read and write again at once.')
+      expect(main).not.toContain('data-testid="not-yours"')
+
+      const other = mainOf((await get('/manage', deputy)).body)
+      expect(other).not.toContain('Back to Normal')
+      expect(other).toContain('<p class="notice warn" data-testid="not-yours">Only <strong>boss</strong> (the maintainer) or the emergency user can change the mode now.')
+      // No form to fill in that would only be refused.
+      expect(other).not.toContain('<fieldset class="mode-switch"')
+      expect(other).not.toContain('<h2 id="change-heading">Change the mode</h2>')
+      // The emergency user may, and is told it takes over.
+      const root = mainOf((await get('/manage', undefined, { authorization: ROOT })).body)
+      expect(root).toContain('You take over from boss and reopen the site for everyone.')
+
+      const csrf = csrfTokenIn((await get('/manage', boss)).body)
+      const version = (await stateRow(site.database)).version
+      const clicked = await site.app.inject({
+        method: 'POST',
+        url: '/manage/maintenance',
+        headers: { cookie: boss.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ _csrf: csrf, mode: 'normal', expectedVersion: String(version) }).toString(),
+      })
+      expect(clicked.statusCode).toBe(303)
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'normal', version: version + 1 })
+    })
+
+    it('the expected end shows the current UTC time, and the instances the time they were checked; this instance is shown as it is now', async () => {
+      await switchTo(site.app, BOSS, 'concurrent')
+      const before = Date.now()
+      const main = mainOf((await get('/manage', boss)).body)
+      const now = /<time data-now datetime="([^"]+)">([^<]+)<\/time> now\./.exec(main)
+      expect(Date.parse(now![1]!)).toBeGreaterThanOrEqual(before - 1000)
+      expect(now![2]).toBe(formatTime(now![1]!))
+      expect(main).toContain('<span class="until-presets" data-until-presets hidden>Set it to')
+      expect(main).toContain('<button type="button" class="small" data-until-minutes="15">now + 15 min</button>')
+      expect(main).toContain('<button type="button" class="small" data-until-minutes="60">now + 1 h</button>')
+      expect(main).toMatch(/<p class="meta checked">Checked at <time data-checked datetime="[^"]+">\d\d:\d\d:\d\d UTC<\/time>/)
+      // Right after the switch, before any heartbeat: this instance has applied it.
+      const { version } = await readState(site.app)
+      expect(main).toContain(`${version} ✓ applied`)
+      expect(main).toContain(`Quiet: every instance enforces version ${version} and no write is in flight.`)
     })
   })
 

@@ -190,11 +190,18 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     logActors: () => store.logActors(),
     async instances () {
       const now = Date.now()
-      return (await store.instances()).map((record) => ({
-        ...record,
-        stale: now - Date.parse(record.heartbeatAt) > heartbeatMs * STALE_AFTER_HEARTBEATS,
-        applied: record.stateVersion >= state.version,
-      }))
+      // This instance's own row as it is now, not as of its last heartbeat (up to a beat old):
+      // right after a switch the control panel should not call its own instance behind.
+      return (await store.instances()).map((stored) => {
+        const record = stored.id === instanceId && !closing
+          ? { ...stored, heartbeatAt: new Date(now).toISOString(), stateVersion: state.version, requestsInFlight, writesInFlight }
+          : stored
+        return {
+          ...record,
+          stale: now - Date.parse(record.heartbeatAt) > heartbeatMs * STALE_AFTER_HEARTBEATS,
+          applied: record.stateVersion >= state.version,
+        }
+      })
     },
     subscribe (listener) {
       listeners.add(listener)

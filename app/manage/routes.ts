@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
-import type { InstanceView, LogEntry, MaintenanceState, MaintenanceWindow, Mode } from '../maintenance/index.js'
+import { bypasses, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
+import { exclusiveImpact, RECENT_MINUTES, type ExclusiveImpact } from './impact.js'
 import logRoutes from './log.js'
 import signInsRoutes from './sign-ins.js'
 import usersRoutes from './users.js'
@@ -10,6 +11,7 @@ declare module '../web/view.js' {
   interface Pages {
     manage: ManagePage
     maintenance: { state: MaintenanceState, retryAfter: number }
+    'manage-confirm': { state: MaintenanceState, impact: ExclusiveImpact, form: { mode: string, reason: string, until: string, expectedVersion: string }, recentMinutes: number }
   }
 }
 
@@ -24,13 +26,17 @@ export interface ManagePage {
   /** Why the last change was refused, in words; with what the manager had submitted. */
   problem: string | null
   form: { mode: Mode, reason: string, until: string, expectedVersion: number }
+  /** Whether the person looking may change the state now (a manager while normal; then the maintainer or the emergency user). */
+  canChange: boolean
+  /** When the page was made (the instances were read then): ISO-8601. */
+  now: string
   windows: MaintenanceWindow[]
   windowForm: { mode: string, reason: string, startsAt: string, endsAt: string }
 }
 
 interface WindowForm { mode?: string, reason?: string, startsAt?: string, endsAt?: string }
 
-interface ChangeForm { mode?: string, reason?: string, until?: string, expectedVersion?: string }
+interface ChangeForm { mode?: string, reason?: string, until?: string, expectedVersion?: string, confirmed?: string }
 
 /**
  * `datetime-local` inputs carry no zone: the control panel shows and takes times in UTC, and
@@ -67,6 +73,8 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       scheduled: false,
       problem: null,
       form: { mode: state.mode, reason: state.reason ?? '', until: untilForForm(state.until), expectedVersion: state.version },
+      canChange: mayChange(state, request),
+      now: new Date().toISOString(),
       windows,
       windowForm: { mode: 'concurrent', reason: '', startsAt: '', endsAt: '' },
       ...overrides,
@@ -80,6 +88,16 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     errorHandler: refusedChange,
   }, async function changeMode (request, reply) {
     const body = request.body ?? {}
+    // Closing the site locks people out: the manager sees who and what first, and confirms.
+    // A change the rules would refuse anyway (a stale version, not the maintainer) is refused at once.
+    const state = await fastify.maintenance.refresh()
+    if (body.mode === 'exclusive' && state.mode !== 'exclusive' && body.confirmed !== '1' &&
+      Number(body.expectedVersion) === state.version && mayChange(state, request)) {
+      // This step writes nothing: it is not one of the writes in flight it reports.
+      fastify.maintenance.untrack(request)
+      const form = { mode: 'exclusive', reason: body.reason ?? '', until: body.until ?? '', expectedVersion: String(body.expectedVersion ?? '') }
+      return reply.render('manage-confirm', { title: 'Close the site?', state, impact: await exclusiveImpact(fastify, request.principal!), form, recentMinutes: RECENT_MINUTES })
+    }
     await fastify.maintenance.change(toMaintenancePrincipal(request.principal)!, {
       mode: body.mode ?? '',
       reason: body.reason ?? null,
@@ -147,6 +165,12 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     await fastify.register(usersRoutes)
     await fastify.register(signInsRoutes)
   }
+}
+
+/** A manager while the site is normal; then only the maintainer or the emergency user (PRODUCT §2.1). */
+function mayChange (state: MaintenanceState, request: FastifyRequest): boolean {
+  if (!isManager(request.principal)) return false
+  return state.mode === 'normal' || bypasses(state, toMaintenancePrincipal(request.principal))
 }
 
 function explainRefusal (code: string, message: string, state: MaintenanceState): string {
