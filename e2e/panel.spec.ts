@@ -109,3 +109,18 @@ test('on a phone, the control panel\'s tables read as cards: the key columns on 
   await expect(instance.getByRole('cell', { name: /✓ applied/ })).toBeInViewport()
   await context.close()
 })
+
+test('on a phone, a visitor finds Sign in on the top line, beside the site\'s name, not alone on a line of its own', async ({ browser }) => {
+  const context = await browser.newContext(PHONE)
+  const page = await context.newPage()
+  await page.goto('/')
+  const brand = (await page.getByRole('link', { name: 'Quiesce' }).boundingBox())!
+  const signInLink = page.getByRole('banner').getByRole('link', { name: 'Sign in' })
+  await expect(signInLink).toBeInViewport()
+  const link = (await signInLink.boundingBox())!
+  // On the same line: their vertical middles within a few pixels, the link to the right.
+  expect(Math.abs((link.y + link.height / 2) - (brand.y + brand.height / 2))).toBeLessThan(8)
+  expect(link.x).toBeGreaterThan(brand.x + brand.width)
+  expect(link.x + link.width).toBeLessThanOrEqual(PHONE.viewport.width)
+  await context.close()
+})
