@@ -55,6 +55,8 @@ test('a manager starts a password reset; the member sets a new password with the
   const shown = nina.getByRole('region', { name: `Password reset link for ${users.pia.name}` })
   await expect(shown).toContainText('It is shown only this once.')
   const link = await shown.getByLabel('Link').inputValue()
+  await shown.getByRole('button', { name: 'Copy the link' }).click()
+  await expect(shown.getByRole('button', { name: 'Copied' })).toBeVisible()
   expect(link).toMatch(/\/reset\/[A-Za-z0-9_-]{43}$/)
   // Shown once: the page as it is next does not have it.
   await nina.goto('/manage/users')

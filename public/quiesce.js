@@ -194,6 +194,22 @@
     })
   }
 
+  // Copy buttons (the password reset link): shown only where a script can copy.
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    const field = document.getElementById(button.dataset.copy)
+    if (!field) continue
+    button.hidden = false
+    button.addEventListener('click', function () {
+      const copied = function () { button.textContent = 'Copied' }
+      field.select()
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(copied, function () { if (document.execCommand('copy')) copied() })
+      } else if (document.execCommand('copy')) {
+        copied()
+      }
+    })
+  }
+
   // "For 23 min": how long the site has been in maintenance, kept current.
   for (const elapsed of document.querySelectorAll('[data-elapsed-since]')) {
     const since = Date.parse(elapsed.dataset.elapsedSince)

@@ -285,6 +285,23 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(await stateRow(site.database)).toMatchObject({ mode: 'exclusive', maintainer: 'boss', reason: 'Moving house', until: until.iso })
     })
 
+    it('the emergency user taking over is told so, and the maintainer is counted among those locked out', async () => {
+      await switchTo(site.app, BOSS, 'concurrent', { reason: 'Reindexing' })
+      const { version } = await readState(site.app)
+      const step = await site.app.inject({
+        method: 'POST',
+        url: '/manage/maintenance',
+        headers: { authorization: ROOT, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ mode: 'exclusive', reason: 'Taking over', until: '', expectedVersion: String(version) }).toString(),
+      })
+      expect(step.statusCode).toBe(200)
+      const main = mainOf(step.body)
+      expect(main).toContain('In Exclusive mode only you get in (you become its maintainer).')
+      expect(impactOf(main, 'takeover')).toBe('You take over from boss, who maintains the site now: boss is locked out like everyone else, and the log says you took over.')
+      expect(impactOf(main, 'people')).toMatch(/\bboss\b/)
+      expect(await stateRow(site.database)).toMatchObject({ mode: 'concurrent', maintainer: 'boss' })
+    })
+
     it('with nobody else signed in and nothing in flight it says so; a stale form is refused at once, without the step', async () => {
       await site.database.writer.deleteFrom('session').where('principal', '!=', 'boss').execute()
       const { version } = await readState(site.app)

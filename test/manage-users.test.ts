@@ -335,6 +335,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
       expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
       expect(mainOf(response.body)).toContain('<h2 id="reset-heading">Password reset link for joy</h2>')
       expect(mainOf(response.body)).toContain('<strong>It is shown only this once.</strong>')
+      expect(mainOf(response.body)).toMatch(/<td data-label="User">joy<\/td>\s*<td data-label="Change">reset-link <span class="meta">\(valid until \d{4}-\d\d-\d\d \d\d:\d\d UTC\)<\/span><\/td>/)
       const stored = await site.database.writer.selectFrom('password_reset').selectAll().where('user_id', '=', (await userRow('joy'))!.id).execute()
       expect(stored).toHaveLength(1)
       expect(stored[0]).toMatchObject({ token_hash: resetTokenHash(token), created_by: 'boss', used_at: null })

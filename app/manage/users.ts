@@ -155,8 +155,11 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     request.unitOfWork!.stage((transaction) => createPasswordReset(transaction, actor, user, token, now))
     reply.header('cache-control', 'no-store')
     const link = `${request.protocol}://${request.host}/reset/${token}`
-    const page = await usersPage(request, { reset: { username: user.username, link, expiresAt: new Date(now.getTime() + RESET_LIFETIME_MS).toISOString() } })
-    return reply.render('manage-users', page)
+    const expiresAt = new Date(now.getTime() + RESET_LIFETIME_MS).toISOString()
+    const page = await usersPage(request, { reset: { username: user.username, link, expiresAt } })
+    // The page is made before the commit it reports: its log shows the entry that commit adds.
+    const entry: UserLogEntry = { id: 0, at: now.toISOString(), actor: actor.name, channel: 'web', username: user.username, action: 'reset-link', detail: `valid until ${expiresAt.slice(0, 16).replace('T', ' ')} UTC` }
+    return reply.render('manage-users', { ...page, log: [entry, ...page.log].slice(0, 20) })
   })
 }
 
