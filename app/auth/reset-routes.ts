@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { describeError, wantsJson } from '../web/errors.js'
+import { textFields } from '../web/forms.js'
 import { completePasswordReset, findPasswordReset, type ResetProblem } from './password-resets.js'
 import { hashPassword, passwordProblem } from './passwords.js'
 
@@ -40,7 +41,7 @@ const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
     return reply.render('reset-password', { title: 'Set a new password', token: request.params.token, username: reset.user.username, problem: null, error: null, done: false })
   })
 
-  fastify.post<{ Body: ResetBody }>('/reset', { errorHandler: refusedReset }, async function setNewPassword (request, reply) {
+  fastify.post<{ Body: ResetBody }>('/reset', { schema: { body: textFields('token', 'password', 'again') }, errorHandler: refusedReset }, async function setNewPassword (request, reply) {
     const { token = '', password = '', again = '' } = request.body ?? {}
     reply.header('cache-control', 'no-store')
     const reset = await findPasswordReset(request.unitOfWork!.db, token)

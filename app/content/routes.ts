@@ -5,6 +5,7 @@ import { countDocuments, findDocument, listDocuments, requireDocument, type Docu
 import { renderCached } from './markdown.js'
 import { slugify, slugProblem, validateDocumentInput } from './validation.js'
 import { describeError, wantsJson } from '../web/errors.js'
+import { textFields } from '../web/forms.js'
 
 declare module '../web/view.js' {
   interface Pages {
@@ -29,6 +30,7 @@ export interface DocumentForm {
 }
 
 interface FormBody { slug?: string, title?: string, body?: string, version?: string }
+const DOCUMENT_FORM = textFields('slug', 'title', 'body', 'version')
 interface SlugParams { slug: string }
 
 const PAGE_SIZE = 50
@@ -51,7 +53,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     return reply.render('docs', { title: 'All documents', docs, page, pages, total })
   })
 
-  fastify.get<{ Querystring: { q?: string } }>('/search', async function searchPage (request, reply) {
+  fastify.get<{ Querystring: { q?: string } }>('/search', { schema: { querystring: textFields('q') } }, async function searchPage (request, reply) {
     const query = (request.query.q ?? '').trim()
     const hits = query === '' ? [] : await fastify.catalog.search(request.unitOfWork!.db, query, SEARCH_LIMIT)
     return reply.render('search', { title: query === '' ? 'Search' : `Search: ${query}`, query, hits })
@@ -62,6 +64,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
   })
 
   fastify.post<{ Body: FormBody }>('/docs', {
+    schema: { body: DOCUMENT_FORM },
     preHandler: fastify.requireSignedIn,
     errorHandler: refusedSave('create'),
   }, async function create (request, reply) {
@@ -100,6 +103,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
   })
 
   fastify.post<{ Params: SlugParams, Body: FormBody }>('/docs/:slug', {
+    schema: { body: DOCUMENT_FORM },
     preHandler: fastify.requireSignedIn,
     errorHandler: refusedSave('edit'),
   }, async function update (request, reply) {
@@ -113,6 +117,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
   })
 
   fastify.post<{ Params: SlugParams, Body: { version?: string } }>('/docs/:slug/delete', {
+    schema: { body: textFields('version') },
     preHandler: fastify.requireSignedIn,
   }, async function remove (request, reply) {
     const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)

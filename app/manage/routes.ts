@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
+import { textFields } from '../web/forms.js'
 import { bypasses, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
 import { exclusiveImpact, RECENT_MINUTES, type ExclusiveImpact } from './impact.js'
 import logRoutes from './log.js'
@@ -84,6 +85,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
   // A change of mode is judged by the maintenance rules, for anyone signed in: a member's
   // attempt is refused (403) and, like every attempt, written to the audit log.
   fastify.post<{ Body: ChangeForm }>('/manage/maintenance', {
+    schema: { body: textFields('mode', 'reason', 'until', 'expectedVersion', 'confirmed') },
     preHandler: fastify.requireSignedIn,
     errorHandler: refusedChange,
   }, async function changeMode (request, reply) {
@@ -142,6 +144,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     })
 
     fastify.post<{ Body: WindowForm }>('/manage/windows', {
+      schema: { body: textFields('mode', 'reason', 'startsAt', 'endsAt') },
       errorHandler: refusedChange,
     }, async function scheduleWindow (request, reply) {
       const body = request.body ?? {}

@@ -9,6 +9,7 @@ import {
 import type { Role } from '../db/schema.js'
 import { ConflictError, invalidInput, NotFoundError, type FieldErrors } from '../errors.js'
 import { describeError, wantsJson } from '../web/errors.js'
+import { textFields } from '../web/forms.js'
 
 export interface UsersPage {
   users: User[]
@@ -32,6 +33,7 @@ declare module '../web/view.js' {
 interface AddUserBody { username?: string, password?: string, role?: string }
 interface UserParams { username: string }
 interface VersionBody { version?: string }
+const VERSION_FORM = textFields('version')
 
 const DONE: Record<string, (name: string) => string> = {
   added: (name) => `Added ${name}.`,
@@ -85,7 +87,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     return reply.render('manage-users', await usersPage(request, { done: describe !== undefined && request.query.name ? describe(request.query.name) : null }))
   })
 
-  fastify.post<{ Body: AddUserBody }>('/manage/users', { errorHandler: refusedUserChange }, async function addUser (request, reply) {
+  fastify.post<{ Body: AddUserBody }>('/manage/users', { schema: { body: textFields('username', 'password', 'role') }, errorHandler: refusedUserChange }, async function addUser (request, reply) {
     const { username = '', password = '', role = '' } = request.body ?? {}
     const uow = request.unitOfWork!
     const users = await listUsers(uow.db)
@@ -110,7 +112,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     return reply.seeOther(`/manage/users?done=added&name=${encodeURIComponent(name)}`)
   })
 
-  fastify.post<{ Params: UserParams, Body: VersionBody & { role?: string } }>('/manage/users/:username/role', { errorHandler: refusedUserChange }, async function changeUserRole (request, reply) {
+  fastify.post<{ Params: UserParams, Body: VersionBody & { role?: string } }>('/manage/users/:username/role', { schema: { body: textFields('role', 'version') }, errorHandler: refusedUserChange }, async function changeUserRole (request, reply) {
     const role = request.body?.role
     if (!isRole(role)) throw invalidInput({ role: 'must be member or manager' })
     const { user, version } = await target(request)
@@ -124,7 +126,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
   })
 
   for (const action of ['disable', 'enable'] as const) {
-    fastify.post<{ Params: UserParams, Body: VersionBody }>(`/manage/users/:username/${action}`, { errorHandler: refusedUserChange }, async function setUserDisabled (request, reply) {
+    fastify.post<{ Params: UserParams, Body: VersionBody }>(`/manage/users/:username/${action}`, { schema: { body: VERSION_FORM }, errorHandler: refusedUserChange }, async function setUserDisabled (request, reply) {
       const { user, version } = await target(request)
       const disabling = action === 'disable'
       if (disabling && user.role === 'manager' && user.disabledAt === null && await countActiveManagers(request.unitOfWork!.db) === 1) {
@@ -136,7 +138,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     })
   }
 
-  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/remove', { errorHandler: refusedUserChange }, async function removeAUser (request, reply) {
+  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/remove', { schema: { body: VERSION_FORM }, errorHandler: refusedUserChange }, async function removeAUser (request, reply) {
     const { user, version } = await target(request)
     // Two deliberate steps: disabling (reversible) first, then removing (for good).
     if (user.disabledAt === null) throw invalidInput({ user: `${user.username} must be disabled before they can be removed` })
@@ -146,7 +148,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
   })
 
   // The link is in this answer only (never in a URL the browser keeps), and not cached.
-  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/reset', { errorHandler: refusedUserChange }, async function startPasswordReset (request, reply) {
+  fastify.post<{ Params: UserParams, Body: VersionBody }>('/manage/users/:username/reset', { schema: { body: VERSION_FORM }, errorHandler: refusedUserChange }, async function startPasswordReset (request, reply) {
     const { user } = await target(request)
     if (user.disabledAt !== null) throw invalidInput({ user: `${user.username} is disabled; enable them first` })
     const token = newResetToken()
