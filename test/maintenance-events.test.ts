@@ -167,6 +167,18 @@ describe.each(DATABASE_KINDS)('the maintenance event stream on %s', (kind) => {
     }
   })
 
+  it('has no HEAD route: a HEAD answer is not sent before it ends, and a stream never ends', async () => {
+    const answered = new Promise<number>((resolve, reject) => {
+      const request = http.request(`${base}/api/maintenance/events`, { method: 'HEAD', agent: false }, (response) => {
+        resolve(response.statusCode!)
+        response.resume()
+      })
+      request.on('error', reject)
+      request.end()
+    })
+    expect(await within(answered, 5000, 'the answer to HEAD')).toBe(404)
+  })
+
   it('does not count as a request in flight, so an open page does not keep the cluster from being quiet', async () => {
     const stream = await openEvents(`${base}/api/maintenance/events`)
     try {

@@ -132,8 +132,9 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
   })
 
   // Open in every mode, so that a maintenance page can tell its reader when the site is back.
+  // No HEAD route: Node sends no headers for a HEAD answer until it ends, and a stream never ends.
   const streams = new Set<() => void>()
-  fastify.get('/api/maintenance/events', { sse: 'only', config: { maintenance: 'always-open' } }, async function streamState (request, reply) {
+  fastify.get('/api/maintenance/events', { sse: 'only', exposeHeadRoute: false, config: { maintenance: 'always-open' } }, async function streamState (request, reply) {
     untrack(request)
     const viewer = principalOf(request)
     const sse = reply.sse

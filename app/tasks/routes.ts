@@ -86,8 +86,9 @@ const taskRoutes: FastifyPluginAsync = async function taskRoutes (fastify) {
   })
 
   // Progress as server-sent events, wherever the task runs: read from the database twice a second.
+  // No HEAD route, as for the maintenance events: a HEAD answer of a running task would never end.
   const streams = new Set<() => void>()
-  fastify.get<{ Params: IdParams }>('/api/tasks/:id/events', { sse: 'only' }, async function taskEvents (request, reply) {
+  fastify.get<{ Params: IdParams }>('/api/tasks/:id/events', { sse: 'only', exposeHeadRoute: false }, async function taskEvents (request, reply) {
     const first = await taskOr404(request)
     fastify.maintenance.untrack(request)
     const sse = reply.sse
