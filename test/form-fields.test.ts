@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
 import { addPrincipals, anonymousBrowser, basicOf, type Account } from './helpers/principals.js'
+import { backToNormal, switchTo } from './helpers/maintenance.js'
 import { dataSnapshot } from './helpers/snapshot.js'
 
 /**
@@ -78,6 +79,23 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
       const response = await site.app.inject({ method: 'POST', url: '/docs', headers: { authorization: basicOf('member'), accept: 'application/json', 'content-type': 'application/json' }, payload })
       expect(response.statusCode, payload).toBe(400)
       expect(response.json().code, payload).toBe('QUIESCE_INVALID_INPUT')
+    }
+  })
+
+  it.each(['normal', 'concurrent'] as const)('in %s mode, a refused change shows the control panel again with what was submitted, text or not', async (mode) => {
+    if (mode !== 'normal') await switchTo(site.app, basicOf('maintainer'), mode)
+    try {
+      for (const [url, body] of [
+        ['/manage/maintenance', { mode: 7, reason: { text: 'x' }, until: { at: 'noon' }, expectedVersion: [] }],
+        ['/manage/maintenance', { mode: 'concurrent', until: 9007199254740994, expectedVersion: 'x' }],
+        ['/manage/windows', { mode: ['a', 'b'], reason: {}, startsAt: { at: 'noon' }, endsAt: 12 }],
+      ] as const) {
+        const response = await site.app.inject({ method: 'POST', url, headers: { authorization: basicOf('maintainer'), accept: 'text/html', 'content-type': 'application/json' }, payload: body })
+        expect(response.statusCode, `${url} ${JSON.stringify(body)}`).toBe(400)
+        expect(response.body).toContain('<h1>Control panel</h1>')
+      }
+    } finally {
+      await backToNormal(site.app, basicOf('maintainer'))
     }
   })
 

@@ -49,6 +49,15 @@ export function untilFromForm (value: string | undefined): string | null {
   return /(Z|[+-]\d{2}:\d{2})$/.test(trimmed) ? trimmed : `${trimmed.length === 16 ? `${trimmed}:00` : trimmed}Z`
 }
 
+/**
+ * The text fields of a refused form, to show again: the body of a request refused before or by
+ * its schema (CSRF, a field that is an object) may hold anything, and the page reads strings.
+ */
+function submittedText (body: unknown): ChangeForm & WindowForm {
+  if (typeof body !== 'object' || body === null) return {}
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => typeof value === 'string'))
+}
+
 function untilForForm (until: string | null): string {
   return until === null ? '' : until.slice(0, 16)
 }
@@ -118,7 +127,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     reply.code(shown.statusCode)
     const page = await managePage(request)
     const aboutWindows = request.url.startsWith('/manage/windows')
-    const body = (request.body ?? {}) as ChangeForm & WindowForm
+    const body = submittedText(request.body)
     return reply.render('manage', {
       ...page,
       problem: aboutWindows
