@@ -14,7 +14,7 @@ import { Eta } from 'eta'
 import Fastify from 'fastify'
 import { renderMarkdown } from '../app/content/markdown.js'
 import { VIEWS_DIR } from '../app/paths.js'
-import { formatTime } from '../app/web/view.js'
+import { VIEW_CONTEXT } from '../app/web/view.js'
 import { anonymousBanner, readMaintenanceState } from './maintenance-banner.js'
 
 interface DocumentRow {
@@ -42,7 +42,7 @@ await app.register(fastifyView, {
   engine: { eta: new Eta({ autoEscape: true, autoTrim: [false, 'nl'] }) },
   root: VIEWS_DIR,
   production: true,
-  defaultContext: { siteName: 'Quiesce', formatTime },
+  defaultContext: VIEW_CONTEXT,
 })
 
 const noCsrfToken = (): string => {
@@ -68,6 +68,7 @@ app.get<{ Params: { slug: string }, Querystring: { saved?: string } }>('/docs/:s
   return reply.viewAsync('doc', {
     principal: null,
     path: request.url,
+    signInHref: `/login?next=${encodeURIComponent(request.url)}`,
     csrfToken: noCsrfToken,
     maintenance,
     title: doc.title,

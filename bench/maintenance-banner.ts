@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
-import { MODE_LABELS, mayWrite, type MaintenanceState } from '../app/maintenance/state.js'
-import type { Banner } from '../app/web/view.js'
+import { mayWrite, type MaintenanceState } from '../app/maintenance/state.js'
+import { pageBanner, type Banner } from '../app/web/view.js'
 
 interface StateRow {
   mode: MaintenanceState['mode']
@@ -25,14 +25,5 @@ export function readMaintenanceState (sqlite: BetterSqlite3.Database): Maintenan
  * maintenance window announced (the benchmark schedules none).
  */
 export function anonymousBanner (state: MaintenanceState): Banner {
-  return {
-    mode: state.mode,
-    label: MODE_LABELS[state.mode],
-    reason: state.reason,
-    since: state.since,
-    until: state.until,
-    maintainer: null,
-    canWrite: mayWrite(state, null),
-    upcoming: null,
-  }
+  return pageBanner(state, null, mayWrite(state, null), null)
 }

@@ -1,61 +1,142 @@
 // Quiesce: keeps an open page up to date with the maintenance state (server-sent events),
-// and keeps the control panel's instance list fresh. No framework, no inline script (CSP).
-/* global EventSource */
+// counts down to its expected end, copies kept text, and keeps the control panel's task
+// progress and instance list fresh. No framework, no inline script (CSP).
+/* global EventSource, DOMParser */
 'use strict'
 
 ;(function () {
-  const body = document.body
-  const user = body.dataset.user || ''
-  const role = body.dataset.role || ''
   const banner = document.getElementById('maintenance-banner')
+  const maintenancePage = document.querySelector('[data-maintenance-page]')
 
   function formatTime (iso) {
     return iso ? iso.slice(0, 10) + ' ' + iso.slice(11, 16) + ' UTC' : ''
   }
 
-  function canWrite (state) {
-    return state.mode === 'normal' || role === 'emergency' || (state.maintainer !== null && state.maintainer === user)
+  // --- Maintenance: the banner and what may be written follow the state, live. ---
+
+  function plural (count, word) {
+    return count + ' ' + word + (count === 1 ? '' : 's')
   }
 
-  function setText (name, text) {
-    const el = banner && banner.querySelector('[data-banner="' + name + '"]')
-    if (el) el.textContent = text
-  }
-
-  function showState (state) {
-    const writable = canWrite(state)
-    if (banner) {
-      banner.hidden = state.mode === 'normal'
-      banner.dataset.mode = state.mode
-      banner.className = 'maintenance-banner mode-' + state.mode
-      setText('label', state.mode === 'exclusive' ? 'Exclusive maintenance' : 'Read-only maintenance')
-      setText('reason', state.reason ? ': ' + state.reason : '')
-      setText('since', 'Since ' + formatTime(state.since) + '.')
-      setText('until', state.until ? 'Expected to end ' + formatTime(state.until) + '.' : '')
-      setText('write', !writable
-        ? 'Changes cannot be saved right now; reading and searching work as usual.'
-        : role === 'emergency' && state.maintainer !== user
-          ? 'You are the emergency user: your changes are saved.'
-          : 'You are the maintainer: your changes are saved.')
+  /** "in 25 minutes", "in 2 hours 5 minutes": beside an exact time, which stays as the server wrote it. */
+  function timeLeft (iso) {
+    const ms = Date.parse(iso) - Date.now()
+    if (!(ms > 0)) return 'any moment now'
+    const minutes = Math.ceil(ms / 60000)
+    if (minutes < 60) return 'in ' + plural(minutes, 'minute')
+    if (minutes < 48 * 60) {
+      const hours = Math.floor(minutes / 60)
+      return 'in ' + plural(hours, 'hour') + (minutes % 60 ? ' ' + plural(minutes % 60, 'minute') : '')
     }
+    return 'in ' + plural(Math.round(minutes / 1440), 'day')
+  }
+
+  function showCountdowns () {
+    for (const time of document.querySelectorAll('time[data-countdown]')) {
+      let left = time.nextElementSibling
+      if (!left || !left.classList.contains('countdown')) {
+        left = document.createElement('span')
+        left.className = 'countdown'
+        // Inside the banner's live region, but not worth announcing every minute.
+        left.setAttribute('aria-live', 'off')
+        time.after(left)
+      }
+      left.textContent = ' (' + timeLeft(time.dateTime) + ')'
+    }
+  }
+
+  /** Disables or enables what needs writing, with the reason shown beside it while it is off. */
+  function showWritable (writable) {
     for (const el of document.querySelectorAll('[data-requires-write]')) {
-      if (writable) el.removeAttribute('aria-disabled')
+      if (el.tagName === 'BUTTON') el.disabled = !writable
+      else if (writable) el.removeAttribute('aria-disabled')
       else el.setAttribute('aria-disabled', 'true')
       // Buttons of the control panel's forms (users): really disabled, not only marked.
       if (el.tagName === 'BUTTON') el.disabled = !writable
     }
-    for (const el of document.querySelectorAll('[data-write-note]')) el.hidden = writable
-    // The maintenance page reloads itself when the site opens again.
-    if (document.querySelector('[data-maintenance-page]') && state.mode !== body.dataset.shownMode) {
-      if (body.dataset.shownMode !== undefined) window.location.reload()
-      body.dataset.shownMode = state.mode
+    for (const el of document.querySelectorAll('[data-off-note]')) {
+      if (writable || !document.getElementById(el.dataset.offNote)) el.removeAttribute('aria-describedby')
+      else el.setAttribute('aria-describedby', el.dataset.offNote)
     }
+    for (const el of document.querySelectorAll('[data-write-note]')) el.hidden = writable
+    for (const el of document.querySelectorAll('[data-when-writable]')) el.hidden = !writable
+    for (const el of document.querySelectorAll('[data-save]')) el.textContent = writable ? 'Save' : 'Try to save'
   }
 
-  if ('EventSource' in window) {
+  /** Puts the server's new banner (views/banner.eta, written for this reader) in place of the old one. */
+  function showBanner (html) {
+    const fresh = new DOMParser().parseFromString(html, 'text/html')
+    const next = fresh.getElementById('maintenance-banner')
+    if (!next || Number(next.dataset.version) < Number(banner.dataset.version)) return
+    // The element stays (it is the live region screen readers listen to); its content changes.
+    for (const name of ['class', 'data-mode', 'data-version', 'data-can-write', 'data-closed']) banner.setAttribute(name, next.getAttribute(name))
+    banner.hidden = next.hidden || banner.hasAttribute('data-state-in-page')
+    banner.replaceChildren(...next.childNodes)
+    const announcement = document.querySelector('[data-announcement]')
+    if (announcement) announcement.remove()
+    const nextAnnouncement = fresh.querySelector('[data-announcement]')
+    if (nextAnnouncement) banner.after(nextAnnouncement)
+    showWritable(next.dataset.canWrite === 'true')
+    showCountdowns()
+  }
+
+  function fetchBanner (version, attempt) {
+    fetch('/maintenance/banner?version=' + version, { headers: { accept: 'text/html' }, credentials: 'same-origin' })
+      .then(function (response) {
+        if (!response.ok) throw new Error('banner: ' + response.status)
+        return response.text()
+      })
+      .then(showBanner)
+      .catch(function () {
+        if (attempt < 5) setTimeout(function () { fetchBanner(version, attempt + 1) }, 2000 * (attempt + 1))
+      })
+  }
+
+  function onState (state) {
+    // The maintenance page shows the state as its content: it reloads to show a new one.
+    if (maintenancePage) {
+      if (String(state.version) !== maintenancePage.dataset.version) window.location.reload()
+      return
+    }
+    if (banner && String(state.version) !== banner.dataset.version) fetchBanner(state.version, 0)
+  }
+
+  if ('EventSource' in window && (banner || maintenancePage)) {
     const events = new EventSource('/api/maintenance/events')
     events.addEventListener('state', function (event) {
-      showState(JSON.parse(event.data))
+      onState(JSON.parse(event.data))
+    })
+  }
+  showCountdowns()
+  setInterval(showCountdowns, 15000)
+
+  // A link that is off (aria-disabled) does not go anywhere, by keyboard either.
+  document.addEventListener('click', function (event) {
+    if (event.target.closest && event.target.closest('a[aria-disabled="true"]')) event.preventDefault()
+  })
+
+  // --- The "not saved" page: a copy button for the kept text. ---
+
+  for (const button of document.querySelectorAll('[data-copy]')) {
+    const source = document.getElementById(button.dataset.copy)
+    const status = button.parentElement.querySelector('[data-copy-status]')
+    if (!source) continue
+    button.hidden = false
+    button.addEventListener('click', function () {
+      const said = function (text) { if (status) status.textContent = text }
+      const selectIt = function () {
+        source.focus()
+        source.select()
+        // Without the clipboard API (a plain-HTTP site), the old command still copies a selection.
+        let copied = false
+        try { copied = document.execCommand('copy') } catch (err) { copied = false }
+        said(copied ? 'Copied.' : 'The text is selected: press Ctrl+C (⌘C on a Mac) to copy it.')
+      }
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(source.value).then(function () { said('Copied.') }, selectIt)
+      } else {
+        selectIt()
+      }
     })
   }
 

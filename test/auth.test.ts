@@ -177,6 +177,45 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
     }
   })
 
+  it('without a next, a manager lands on the control panel and anyone else at home; a next given wins', async () => {
+    const { page } = await loginPage(freshIp())
+    expect(mainOf(page.body)).toContain('<input type="hidden" name="next" value="">')
+    for (const next of [undefined, '']) {
+      const fields: Record<string, string> = next === undefined ? {} : { next }
+      expect((await postLogin({ username: 'meg', password: 'meg-password', ...fields })).response.headers.location).toBe('/manage')
+      expect((await postLogin({ username: 'ann', password: 'ann-password', ...fields })).response.headers.location).toBe('/')
+    }
+    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '/docs/oak?x=1#top' })).response.headers.location).toBe('/docs/oak?x=1#top')
+    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '/' })).response.headers.location).toBe('/')
+    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '//evil.example/' })).response.headers.location).toBe('/')
+  })
+
+  it('the header\'s Sign in link brings the person back to the page they were on', async () => {
+    const signInLink = (html: string) => /<div class="who">\s*<a href="([^"]*)">Sign in<\/a>/.exec(html)?.[1]
+    expect(signInLink((await site.app.inject('/docs?page=2')).body)).toBe('/login?next=%2Fdocs%3Fpage%3D2')
+    expect(signInLink((await site.app.inject('/search?q=oak')).body)).toBe('/login?next=%2Fsearch%3Fq%3Doak')
+    // From the home page, none: a manager then lands on the control panel.
+    expect(signInLink((await site.app.inject('/')).body)).toBe('/login')
+    // On the sign-in page, the link keeps the page's own next instead of pointing at itself.
+    expect(signInLink((await site.app.inject('/login?next=%2Fdocs%2Foak')).body)).toBe('/login?next=%2Fdocs%2Foak')
+
+    // A manager whose session ended on the control panel signs in from its 401 page and is back there.
+    const panel = await site.app.inject('/manage')
+    expect(panel.statusCode).toBe(401)
+    expect(mainOf(panel.body)).toContain('<a class="button" href="/login?next=%2Fmanage">Sign in</a>')
+    const ip = freshIp()
+    const { cookie, csrf, page } = await loginPage(ip, '/login?next=%2Fmanage')
+    expect(mainOf(page.body)).toContain('<input type="hidden" name="next" value="/manage">')
+    const response = await site.app.inject({
+      method: 'POST',
+      url: '/login',
+      remoteAddress: ip,
+      headers: { cookie, 'content-type': FORM },
+      payload: new URLSearchParams({ _csrf: csrf, username: 'meg', password: 'meg-password', next: '/manage' }).toString(),
+    })
+    expect(response.headers.location).toBe('/manage')
+  })
+
   it('a wrong password is a 401 page that keeps the user name', async () => {
     const before = await site.database.writer.selectFrom('session').select('sid').execute()
     const { response, anonymousCookie } = await postLogin({ username: 'ann', password: 'not-her-password', next: '/docs/new' })

@@ -168,7 +168,7 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
     expect(await slugsFor('vanishium')).toEqual([])
   })
 
-  it('GET /api/search is {hits: [{slug, title, snippet, score}]}, best first, and respects limit', async () => {
+  it('GET /api/search is {total, limit, offset, hits: [{slug, title, snippet, score}]}, best first, and respects limit', async () => {
     await createDoc('limit-one', 'Limitberry one', 'limitberry limitberry limitberry')
     await createDoc('limit-two', 'Limitberry two', 'limitberry')
     await createDoc('limit-three', 'Third', 'limitberry')
@@ -176,7 +176,8 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
     expect(response.statusCode).toBe(200)
     expect(response.headers['content-type']).toBe('application/json; charset=utf-8')
     const body = response.json()
-    expect(Object.keys(body)).toEqual(['hits'])
+    expect(Object.keys(body)).toEqual(['total', 'limit', 'offset', 'hits'])
+    expect(body).toMatchObject({ total: 3, limit: 2, offset: 0 })
     expect(body.hits).toHaveLength(2)
     for (const hit of body.hits) {
       expect(Object.keys(hit).sort()).toEqual(['score', 'slug', 'snippet', 'title'])
@@ -194,6 +195,8 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
     ['', 'querystring must have required property \'q\''],
     ['?q=x&limit=0', undefined],
     ['?q=x&limit=101', undefined],
+    ['?q=x&offset=-1', undefined],
+    ['?q=x&offset=abc', undefined],
     [`?q=${'x'.repeat(501)}`, undefined],
   ])('GET /api/search%s is 400 QUIESCE_INVALID_INPUT', async (query, message) => {
     const response = await site.app.inject(`/api/search${query}`)
@@ -240,5 +243,66 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
     expect(Number(catalog!.n)).toBe(Number(documents!.n))
     const hits = await search('catalog entry', 100)
     expect(hits.length).toBeGreaterThanOrEqual(30)
+  })
+
+  describe('more hits than a page', () => {
+    const COUNT = 45
+    let expected: Hit[]
+
+    beforeAll(async () => {
+      for (let i = 1; i <= COUNT; i++) {
+        // Different weights, so the ranking is the same on every run and both databases agree on it.
+        await createDoc(`pagingberry-${String(i).padStart(2, '0')}`, `Pagingberry ${i}`, `pagingberry ${'filler '.repeat(i)}`)
+      }
+      expected = await search('pagingberry', 100)
+      expect(expected).toHaveLength(COUNT)
+    })
+
+    it('GET /api/search pages with limit and offset and says how many match in all', async () => {
+      const pages: Hit[] = []
+      for (let offset = 0; offset < COUNT + 10; offset += 20) {
+        const response = await site.app.inject(`/api/search?q=pagingberry&limit=20&offset=${offset}`)
+        expect(response.statusCode).toBe(200)
+        const body = response.json()
+        expect(body).toMatchObject({ total: COUNT, limit: 20, offset })
+        expect(body.hits).toHaveLength(Math.max(0, Math.min(20, COUNT - offset)))
+        pages.push(...body.hits)
+      }
+      expect(pages).toEqual(expected)
+      expect((await site.app.inject('/api/search?q=nothingmatchesthisberry')).json()).toEqual({ total: 0, limit: 20, offset: 0, hits: [] })
+    })
+
+    it('the /search page shows 20 hits a page, numbered on, with links to the other pages', async () => {
+      const first = mainOf((await site.app.inject('/search?q=pagingberry')).body)
+      expect(first).toContain('<p class="meta" role="status">45 documents match “pagingberry”. Showing 1–20, best first.</p>')
+      expect(first).toContain('<ol class="hits">')
+      expect(first).toContain('<nav class="pager" aria-label="Pages of results">')
+      expect(first).toContain('<span>Page 1 of 3</span>')
+      expect(first).toContain('<a rel="next" href="/search?q=pagingberry&amp;page=2">Next →</a>')
+      expect(first).not.toContain('rel="prev"')
+      const slugsOn = (main: string) => [...main.matchAll(/<a href="\/docs\/(pagingberry-\d+)">/g)].map((match) => match[1])
+      expect(slugsOn(first)).toEqual(expected.slice(0, 20).map((hit) => hit.slug))
+
+      const third = site.app.inject('/search?q=pagingberry&page=3')
+      const last = mainOf((await third).body)
+      expect(last).toContain('45 documents match “pagingberry”. Showing 41–45, best first.')
+      expect(last).toContain('<ol class="hits" start="41">')
+      expect(last).toContain('<a rel="prev" href="/search?q=pagingberry&amp;page=2">← Previous</a>')
+      expect(last).not.toContain('rel="next"')
+      expect(slugsOn(last)).toEqual(expected.slice(40).map((hit) => hit.slug))
+      expect((await third).body).toContain('<title>Search: pagingberry (page 3) · Quiesce</title>')
+
+      // A page past the end shows the last one; nonsense shows the first.
+      expect(slugsOn(mainOf((await site.app.inject('/search?q=pagingberry&page=99')).body))).toEqual(slugsOn(last))
+      expect(slugsOn(mainOf((await site.app.inject('/search?q=pagingberry&page=x')).body))).toEqual(slugsOn(first))
+    })
+  })
+
+  it('a snippet keeps a heading apart from the text after it', async () => {
+    await createDoc('heading-apart', 'Heading apart', 'Intro line.\n\n## Specification\n\n- **Material:** separatium oak\n- **Size:** 40 mm')
+    const [hit] = await search('separatium')
+    expect(hit!.slug).toBe('heading-apart')
+    expect(hit!.snippet).toContain('Specification · Material: <mark>separatium</mark> oak · Size')
+    expect((await catalogEntry('heading-apart'))!.body).toBe('Intro line. · Specification · Material: separatium oak · Size: 40 mm')
   })
 })

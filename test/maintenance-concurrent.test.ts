@@ -13,7 +13,7 @@ const READ_ONLY = {
   statusCode: 503,
   code: 'QUIESCE_READ_ONLY',
   error: 'Service Unavailable',
-  message: `The site is read-only for maintenance: ${REASON}; nothing was saved`,
+  message: `The site is in Concurrent (read-only) maintenance: ${REASON}; nothing was saved`,
 }
 
 /** What a member typed: Markdown with characters that must come back escaped, not lost. */
@@ -63,16 +63,22 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
     return (response.json() as { hits: Array<{ slug: string }> }).hits.map((hit) => hit.slug)
   }
 
-  function expectBanner (response: LightMyRequestResponse, write: 'refused' | 'saved'): void {
+  /** The banner's sentence for each reader of the page (app/web/banner.ts). */
+  const MEANING = {
+    visitor: 'You can read and search as usual; nothing can be changed until it ends.',
+    member: 'You can read and search, but changes cannot be saved until it ends.',
+    maintainer: 'You are the maintainer: your changes are saved; everyone else can only read.',
+    emergency: 'You are the emergency user: your changes are saved; everyone else can only read.',
+  }
+
+  function expectBanner (response: LightMyRequestResponse, reader: keyof typeof MEANING): void {
     const html = response.body
-    expect(html).toContain('<div id="maintenance-banner" class="maintenance-banner mode-concurrent" role="status" aria-live="polite" data-mode="concurrent">')
-    expect(html).toContain('<strong data-banner="label">Read-only maintenance</strong>')
-    expect(html).toContain(`<span data-banner="reason">: ${REASON}</span>`)
-    expect(html).toContain(`<span data-banner="since">Since <time datetime="${since}">${formatTime(since)}</time>.</span>`)
-    expect(html).toContain(`<span data-banner="until">Expected to end <time datetime="${until}">${formatTime(until)}</time>.</span>`)
-    expect(html).toContain(write === 'refused'
-      ? '<p class="banner-write" data-banner="write">Changes cannot be saved right now; reading and searching work as usual.</p>'
-      : '<p class="banner-write" data-banner="write">You are the maintainer: your changes are saved.</p>')
+    expect(html).toMatch(/<div id="maintenance-banner" class="maintenance-banner mode-concurrent" role="status" aria-live="polite" data-mode="concurrent" data-version="\d+" data-can-write="(true|false)" data-closed="false">/)
+    expect(html).toContain(`data-can-write="${reader === 'maintainer' || reader === 'emergency'}"`)
+    expect(html).toContain(`<p><strong>Concurrent (read-only) maintenance</strong>: ${REASON}</p>`)
+    expect(html).toContain(`<p class="banner-times">Since <time datetime="${since}">${formatTime(since)}</time>. Expected to end <time datetime="${until}" data-countdown>${formatTime(until)}</time>.</p>`)
+    expect(html).toContain(`<p class="banner-write">${MEANING[reader]}</p>`)
+    for (const [other, words] of Object.entries(MEANING)) if (other !== reader) expect(html).not.toContain(words)
   }
 
   it('visitors and members read and search; every page shows the banner with reason, since and expected end', async () => {
@@ -81,18 +87,18 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
         const response = await get(url, headers)
         expect(response.statusCode, `${who} ${url}`).toBe(200)
         expect(response.headers['quiesce-mode']).toBe('concurrent')
-        expectBanner(response, 'refused')
+        expectBanner(response, who)
       }
       const search = await get('/search?q=lanternfish', headers)
       expect(mainOf(search.body)).toContain('<a href="/docs/field-guide">Field guide</a>')
       const notFound = await get('/docs/no-such-doc', headers)
       expect(notFound.statusCode).toBe(404)
-      expectBanner(notFound, 'refused')
+      expectBanner(notFound, who)
     }
     const editPage = await get('/docs/field-guide/edit', { cookie: ann.cookie })
     expect(editPage.statusCode).toBe(200)
-    expectBanner(editPage, 'refused')
-    expect(editPage.body).toContain('<p class="notice warn" data-write-note>The site is read-only for maintenance right now: saving will be refused')
+    expectBanner(editPage, 'member')
+    expect(editPage.body).toContain('<p class="notice warn" id="save-off" data-write-note>Saving is off until the maintenance ends. Trying keeps your text on this page, so nothing is lost, and you can save it then.</p>')
 
     expect((await get('/api/docs/field-guide')).json()).toMatchObject({ slug: 'field-guide', title: 'Field guide', version: 1 })
     expect(await searchSlugs('lanternfish')).toEqual(['field-guide'])
@@ -100,17 +106,35 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
 
   it('a member sees the Edit button disabled with the reason; the maintainer sees it enabled', async () => {
     const member = mainOf((await get('/docs/field-guide', { cookie: ann.cookie })).body)
-    expect(member).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write aria-disabled="true">Edit</a>')
-    expect(member).toContain('<span class="write-note" data-write-note>Editing is off while the site is in maintenance.</span>')
+    expect(member).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write data-off-note="edit-off" aria-disabled="true" aria-describedby="edit-off">Edit</a>')
+    expect(member).toContain('<span id="edit-off" class="write-note" data-write-note>Editing is off until the maintenance ends.</span>')
     const memberPage = (await get('/docs/field-guide', { cookie: ann.cookie })).body
-    expect(memberPage).toContain('<a href="/docs/new" data-requires-write aria-disabled="true">New document</a>')
+    expect(memberPage).toContain('<a href="/docs/new" data-requires-write aria-disabled="true" data-off-note="new-document-off" aria-describedby="new-document-off">New document</a>')
+    expect(memberPage).toContain('<span id="new-document-off" class="nav-off" data-write-note>off during maintenance</span>')
 
     const maintainerPage = await get('/docs/field-guide', { cookie: boss.cookie })
-    expectBanner(maintainerPage, 'saved')
+    expectBanner(maintainerPage, 'maintainer')
     const maintainer = mainOf(maintainerPage.body)
-    expect(maintainer).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write>Edit</a>')
-    expect(maintainer).toContain('<span class="write-note" data-write-note hidden>')
-    expect(maintainerPage.body).toContain('<a href="/docs/new" data-requires-write>New document</a>')
+    expect(maintainer).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write data-off-note="edit-off">Edit</a>')
+    expect(maintainer).toContain('<span id="edit-off" class="write-note" data-write-note hidden>')
+    expect(maintainerPage.body).toContain('<a href="/docs/new" data-requires-write data-off-note="new-document-off">New document</a>')
+    expect(maintainerPage.body).toContain('<span id="new-document-off" class="nav-off" data-write-note hidden>')
+
+    expectBanner(await get('/docs/field-guide', { authorization: ROOT }), 'emergency')
+  })
+
+  it('the edit form opened by its address: Delete is disabled with the reason, like Edit, and Save says it will be refused', async () => {
+    const member = mainOf((await get('/docs/field-guide/edit', { cookie: ann.cookie })).body)
+    expect(member).toContain('<button type="submit" class="danger" data-requires-write data-off-note="delete-off" disabled aria-describedby="delete-off">Delete this document</button>')
+    expect(member).toContain('<span id="delete-off" class="write-note" data-write-note>Deleting is off until the maintenance ends.</span>')
+    expect(member).toContain('<button type="submit" data-save data-off-note="save-off" aria-describedby="save-off">Try to save</button>')
+    const newForm = mainOf((await get('/docs/new', { cookie: ann.cookie })).body)
+    expect(newForm).toContain('<button type="submit" data-save data-off-note="save-off" aria-describedby="save-off">Try to save</button>')
+
+    const maintainer = mainOf((await get('/docs/field-guide/edit', { cookie: boss.cookie })).body)
+    expect(maintainer).toContain('<button type="submit" class="danger" data-requires-write data-off-note="delete-off">Delete this document</button>')
+    expect(maintainer).toContain('<span id="delete-off" class="write-note" data-write-note hidden>')
+    expect(maintainer).toContain('<button type="submit" data-save data-off-note="save-off">Save</button>')
   })
 
   it('a member\'s API writes get 503 QUIESCE_READ_ONLY with Retry-After, and nothing persists: no row, no catalog entry', async () => {
@@ -141,11 +165,23 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
     const edit = await postForm(site.app, ann, '/docs/field-guide', { title: TYPED_TITLE, body: TYPED_BODY, version: '1' })
     expect(edit.statusCode).toBe(503)
     expect(edit.headers['content-type']).toBe('text/html; charset=utf-8')
-    expect(edit.headers['retry-after']).toBeDefined()
-    expectBanner(edit, 'refused')
+    const retryAfter = Number(edit.headers['retry-after'])
+    expect(retryAfter).toBeGreaterThan(3500)
+    // One message: the banner, which would say the same, is hidden, and so is the form's own note.
+    expect(edit.body).toMatch(/<div id="maintenance-banner" [^>]* data-state-in-page hidden>/)
     const main = mainOf(edit.body)
     expect(main).toContain('<h1>Edit document</h1>')
-    expect(main).toContain(`<p><strong>Not saved. ${READ_ONLY.message}</strong></p>`)
+    expect(main.match(/role="alert"/g)).toHaveLength(1)
+    expect(main).not.toContain('class="notice warn"')
+    expect(main).toContain([
+      '<div class="notice error not-saved" role="alert" data-testid="not-saved">',
+      '  <h2>Not saved</h2>',
+      `  <p>The site is in Concurrent (read-only) maintenance, so changes cannot be saved until it ends. The reason given: ${REASON}.</p>`,
+      `  <p id="save-off" data-write-note>Try again after <time datetime="${until}" data-countdown>${formatTime(until)}</time>, when the maintenance is expected to end.</p>`,
+      '  <p class="back-to-normal" data-when-writable hidden>The maintenance is over: you can save now.</p>',
+      '  <p class="kept">Your text is still below, exactly as you typed it. <button type="button" class="secondary" data-copy="body" hidden>Copy the text</button> <span class="copy-status" data-copy-status role="status"></span></p>',
+      '</div>',
+    ].join('\n'))
     expect(main).toContain(`<input id="title" name="title" type="text" maxlength="200" required value="${TYPED_TITLE_HTML}">`)
     expect(main).toContain(`<textarea id="body" name="body" rows="18">${TYPED_BODY_HTML}</textarea>`)
     expect(main).toContain('<input type="hidden" name="version" value="1">')
@@ -154,7 +190,7 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
     expect(create.statusCode).toBe(503)
     const created = mainOf(create.body)
     expect(created).toContain('<h1>New document</h1>')
-    expect(created).toContain('Not saved.')
+    expect(created).toContain('<h2>Not saved</h2>')
     expect(created).toContain('value="Zebraquartz field notes"')
     expect(created).toContain('<textarea id="body" name="body" rows="18">Zebraquartz sparkles.</textarea>')
 
@@ -193,8 +229,8 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
     expect(await searchSlugs('quokkaberry')).toEqual(['field-guide'])
 
     const page = await get('/docs/field-guide', { cookie: ann.cookie })
-    expect(page.body).toContain('data-mode="normal" hidden>')
-    expect(mainOf(page.body)).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write>Edit</a>')
+    expect(page.body).toMatch(/<div id="maintenance-banner" [^>]*data-mode="normal"[^>]* hidden>\n<\/div>/)
+    expect(mainOf(page.body)).toContain('<a class="button" href="/docs/field-guide/edit" data-requires-write data-off-note="edit-off">Edit</a>')
 
     const api = await site.app.inject({ method: 'PUT', url: '/api/docs/read-only-new', headers: { authorization: BOB }, payload: { title: 'Zebraquartz notes', body: 'All about zebraquartz.' } })
     expect(api.statusCode).toBe(201)

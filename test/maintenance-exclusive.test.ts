@@ -90,20 +90,35 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
     expect(response.headers['content-type']).toBe('text/html; charset=utf-8')
     expect(response.headers['quiesce-mode']).toBe('exclusive')
     const main = mainOf(response.body)
-    expect(main).toContain('<h1>Closed for maintenance</h1>')
-    expect(main).toContain('<p class="lead">The site is closed while maintenance runs.</p>')
+    expect(main).toContain('<p class="page-kicker">Exclusive maintenance</p>\n  <h1>Closed for maintenance</h1>')
+    expect(main).toContain('<p class="lead">The site is closed to everyone except its maintainer and the emergency user.</p>')
     expect(main).toContain(`<dt>Why</dt><dd>${REASON}</dd>`)
     if (until !== null) {
-      expect(main).toContain(`<dt>Expected end</dt><dd><time datetime="${until}">${formatTime(until)}</time></dd>`)
+      expect(main).toContain(`<dt>Expected end</dt><dd><time datetime="${until}" data-countdown>${formatTime(until)}</time></dd>`)
     }
+    expectClosedFrame(response.body)
+    // The page is the message: the banner, which would repeat it, stays hidden.
+    expect(response.body).toMatch(/<div id="maintenance-banner" class="maintenance-banner mode-exclusive" [^>]*data-closed="true" data-state-in-page hidden>/)
     return main
+  }
+
+  /** Nothing on a page of the closed site leads to another 503: no Documents, no search, no home link. */
+  function expectClosedFrame (html: string): void {
+    const header = html.slice(html.indexOf('<header class="site-header">'), html.indexOf('</header>'))
+    expect(header).toContain('<span class="brand">')
+    expect(header).not.toContain('<a class="brand"')
+    expect(header).not.toContain('href="/docs')
+    expect(header).not.toContain('href="/manage"')
+    expect(header).not.toContain('role="search"')
+    expect(html).not.toContain('Changes cannot be saved')
+    expect(html).not.toContain('reading and searching work')
   }
 
   const closedJson = {
     statusCode: 503,
     code: 'QUIESCE_EXCLUSIVE',
     error: 'Service Unavailable',
-    message: `The site is closed for maintenance: ${REASON}`,
+    message: `The site is closed for Exclusive maintenance: ${REASON}`,
   }
 
   describe('for everyone but the maintainer and the emergency user', () => {
@@ -117,13 +132,24 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
     it('a visitor gets the maintenance page with reason, expected end and a Sign in link, before any handler runs', async () => {
       const response = await get('/probe')
       const main = expectMaintenancePage(response, until)
-      expect(main).toContain('<a class="button" href="/login?next=/manage">Sign in</a>')
+      // Signing in brings the person back to the page they asked for.
+      expect(main).toContain('<a class="button" href="/login?next=%2Fprobe">Sign in</a>')
+      expect(mainOf((await get('/')).body)).toContain('<a class="button" href="/login">Sign in</a>')
       expect(Number(response.headers['retry-after'])).toBeGreaterThanOrEqual(7198)
       expect(Number(response.headers['retry-after'])).toBeLessThanOrEqual(7200)
-      // The banner of the layout says so too.
-      expect(response.body).toContain('<div id="maintenance-banner" class="maintenance-banner mode-exclusive" role="status" aria-live="polite" data-mode="exclusive">')
-      expect(response.body).toContain(`<span data-banner="reason">: ${REASON}</span>`)
       expect(handled).toEqual([])
+    })
+
+    it('the sign-in page, open in exclusive mode, carries the banner with the words of exclusive mode and no way into the closed site', async () => {
+      for (const headers of [{}, { cookie: ann.cookie }] as Array<Record<string, string>>) {
+        const login = await get('/login', headers)
+        expect(login.statusCode).toBe(200)
+        expect(login.body).toContain('<div id="maintenance-banner" class="maintenance-banner mode-exclusive" role="status" aria-live="polite" data-mode="exclusive"')
+        expect(login.body).toContain(`<p><strong>Exclusive maintenance</strong>: ${REASON}</p>`)
+        expect(login.body).toContain(`Expected to end <time datetime="${until}" data-countdown>${formatTime(until)}</time>.`)
+        expect(login.body).toContain('<p class="banner-write">The site is closed to everyone except its maintainer and the emergency user.</p>')
+        expectClosedFrame(login.body)
+      }
     })
 
     it('a visitor gets every page of the site as the maintenance page, and every API route as JSON', async () => {
@@ -157,7 +183,7 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
       const page = await get('/probe', { cookie: ann.cookie })
       const main = expectMaintenancePage(page, until)
       expect(main).toContain('<p class="meta">You are signed in as ann. Only the maintainer and the emergency user can use the site now.</p>')
-      expect(main).not.toContain('href="/login?next=/manage"')
+      expect(main).not.toContain('>Sign in</a>')
 
       // Refused before the body is read, so there is no text to give back: the maintenance
       // page, not a form that would claim to keep what was typed.
@@ -215,7 +241,7 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
       expect((await putState(site.app, BOSS, { mode: 'exclusive', reason: REASON, until: null, expectedVersion: version })).statusCode).toBe(200)
       const response = await get('/probe')
       const main = expectMaintenancePage(response, null)
-      expect(main).toContain('<dt>Expected end</dt><dd>not known yet; please try again in about 5 minutes</dd>')
+      expect(main).toContain('<dt>Expected end</dt><dd>not given; please try again in about 5 minutes</dd>')
       expect(response.headers['retry-after']).toBe('300')
       until = (await switchTo(site.app, BOSS, 'exclusive', { reason: REASON, until: fromNow(7200) })).until!
     })
@@ -233,7 +259,9 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
 
       const home = await get('/', { cookie: boss.cookie })
       expect(home.statusCode).toBe(200)
-      expect(home.body).toContain('<p class="banner-write" data-banner="write">You are the maintainer: your changes are saved.</p>')
+      expect(home.body).toContain('<p class="banner-write">You are the maintainer: you can use the site and your changes are saved; it is closed to everyone else.</p>')
+      expect(home.body).toContain('<a class="brand" href="/">')
+      expect(home.body).toContain('<a href="/docs">Documents</a>')
       expect((await get('/manage', { cookie: boss.cookie })).statusCode).toBe(200)
 
       const saved = await postForm(site.app, boss, '/docs', { title: 'Migration notes', body: 'Written by the maintainer.' })
@@ -259,6 +287,7 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
       const home = await get('/', { cookie: cookie! })
       expect(home.statusCode).toBe(200)
       expect(home.body).toContain('<strong data-testid="signed-in-user">root</strong>')
+      expect(home.body).toContain('<p class="banner-write">You are the emergency user: you can use the site and your changes are saved; it is closed to everyone else.</p>')
       expect(handled).toEqual(['GET /api/probe root'])
       // Still boss's maintenance: getting through is not taking over.
       expect(await stateRow(site.database)).toMatchObject({ mode: 'exclusive', maintainer: 'boss' })
@@ -278,7 +307,7 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
         }
       }
       const maintenancePage = mainOf((await get('/maintenance')).body)
-      expect(maintenancePage).toContain(mode === 'normal' ? '<h1>The site is open</h1>' : mode === 'exclusive' ? '<h1>Closed for maintenance</h1>' : '<h1>Read-only maintenance</h1>')
+      expect(maintenancePage).toContain(mode === 'normal' ? '<h1>The site is open</h1>' : mode === 'exclusive' ? '<h1>Closed for maintenance</h1>' : '<h1>Concurrent (read-only) maintenance</h1>')
       expect((await get('/healthz')).json()).toMatchObject({ status: 'ok', mode })
       expect((await get('/api/maintenance')).json()).toMatchObject({ mode })
     })

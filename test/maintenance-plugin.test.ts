@@ -177,7 +177,7 @@ describe.each(DATABASE_KINDS)('the maintenance plugin in a bare Fastify app on %
         statusCode: 503,
         code: 'QUIESCE_READ_ONLY',
         error: 'Service Unavailable',
-        message: 'The site is read-only for maintenance: Guard test; nothing was saved',
+        message: 'The site is in Concurrent (read-only) maintenance: Guard test; nothing was saved',
       })
     }
     for (const user of ['boss', 'root']) {
@@ -213,7 +213,7 @@ describe.each(DATABASE_KINDS)('the maintenance plugin in a bare Fastify app on %
       expect(response.statusCode, user).toBe(503)
       expect(response.headers['retry-after']).toBe('120')
       expect(response.headers['quiesce-mode']).toBe('exclusive')
-      expect(response.json()).toEqual({ statusCode: 503, code: 'QUIESCE_EXCLUSIVE', error: 'Service Unavailable', message: 'The site is closed for maintenance: Gate test' })
+      expect(response.json()).toEqual({ statusCode: 503, code: 'QUIESCE_EXCLUSIVE', error: 'Service Unavailable', message: 'The site is closed for Exclusive maintenance: Gate test' })
       const write = await app.inject({ method: 'POST', url: `/notes/gate-${user ?? 'visitor'}`, headers: as(user) })
       expect(write.statusCode).toBe(503)
       expect(write.json()).toMatchObject({ code: 'QUIESCE_EXCLUSIVE' })

@@ -165,8 +165,8 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(checkedMode(main)).toBe('concurrent')
       expect(main).toContain('<input id="reason" name="reason" type="text" maxlength="500" value="Nightly reindex">')
       expect(main).toContain(`<input id="until" name="until" type="datetime-local" value="${until.form}">`)
-      expect(main).toContain('<td data-label="Who">boss</td>\n      <td data-label="Via">web</td>\n      <td data-label="Change">normal → concurrent')
-      expect(panel.body).toContain('<span data-banner="reason">: Nightly reindex</span>')
+      expect(main).toContain('<td data-label="Who">boss</td>\n      <td data-label="Via">web</td>\n      <td data-label="Change">Normal → Concurrent (read-only)')
+      expect(panel.body).toContain('<p><strong>Concurrent (read-only) maintenance</strong>: Nightly reindex</p>')
 
       const back = await changeForm(boss, { mode: 'normal', expectedVersion: version + 1 })
       expect(back.statusCode).toBe(303)
@@ -180,7 +180,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const response = await changeForm(deputy, { mode: 'exclusive', reason: 'Deputy wants exclusive', expectedVersion: switched.version })
 
       expect(response.statusCode).toBe(403)
-      expect(refusal(response)).toBe('Not changed: boss switched the site to concurrent and is its maintainer now, so only boss or the emergency user may change it.')
+      expect(refusal(response)).toBe('Not changed: boss switched the site to Concurrent (read-only) and is its maintainer now, so only boss or the emergency user may change it.')
       const main = mainOf(response.body)
       expect(checkedMode(main)).toBe('exclusive')
       // What deputy typed is kept, in a form that is off for deputy: boss maintains the site.
@@ -202,7 +202,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const response = await changeForm(boss, { mode: 'exclusive', reason: 'From an old page', expectedVersion: seen })
 
       expect(response.statusCode).toBe(409)
-      expect(refusal(response)).toBe(`Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${seen + 1}, concurrent). Check the state below and apply your change again if it still makes sense.`)
+      expect(refusal(response)).toBe(`Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${seen + 1}, Concurrent (read-only)). Check the state below and apply your change again if it still makes sense.`)
       const main = mainOf(response.body)
       expect(main).toContain(`<input type="hidden" name="expectedVersion" value="${seen + 1}">`)
       expect(checkedMode(main)).toBe('exclusive')
@@ -408,8 +408,8 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(secondMain).not.toContain('<td data-label="Who">filler-10</td>')
       // The attempts made through the panel and the API, applied and refused, with their details.
       expect(secondMain).toContain('<tr class="outcome-refused">')
-      expect(secondMain).toMatch(/<td data-label="Who">deputy<\/td>\s*<td data-label="Via">web<\/td>\s*<td data-label="Change">normal → concurrent<\/td>\s*<td data-label="Outcome"><strong>refused<\/strong>: based on version \d+, but it is at \d+<\/td>/)
-      expect(secondMain).toMatch(/<td data-label="Who">boss<\/td>\s*<td data-label="Via">api<\/td>\s*<td data-label="Change">normal → concurrent <span class="meta">\(v\d+\)<\/span><\/td>\s*<td data-label="Outcome"><strong>applied<\/strong><\/td>\s*<td data-label="Reason">Logged reason<\/td>/)
+      expect(secondMain).toMatch(/<td data-label="Who">deputy<\/td>\s*<td data-label="Via">web<\/td>\s*<td data-label="Change">Normal → Concurrent \(read-only\)<\/td>\s*<td data-label="Outcome"><strong>refused<\/strong>: based on version \d+, but it is at \d+<\/td>/)
+      expect(secondMain).toMatch(/<td data-label="Who">boss<\/td>\s*<td data-label="Via">api<\/td>\s*<td data-label="Change">Normal → Concurrent \(read-only\) <span class="meta">\(v\d+\)<\/span><\/td>\s*<td data-label="Outcome"><strong>applied<\/strong><\/td>\s*<td data-label="Reason">Logged reason<\/td>/)
       expect(secondMain).toContain('<tr class="outcome-applied">')
       if (ids.length <= 100) expect(secondMain).not.toContain('Older →')
     })

@@ -68,8 +68,10 @@ describe('renderMarkdown', () => {
 })
 
 describe('markdownToText', () => {
-  it('keeps the words and drops the markup', () => {
-    expect(markdownToText('# Title\n\nSome *oak* and [a link](https://example.com).\n\n- one\n- two')).toBe('Title Some oak and a link . one two')
+  it('keeps the words and drops the markup, with the blocks kept apart so a heading does not run into the text', () => {
+    expect(markdownToText('# Title\n\nSome *oak* and [a link](https://example.com).\n\n- one\n- two')).toBe('Title · Some oak and a link. · one · two')
+    expect(markdownToText('## Specification\n\n- **Material:** oak\n- **Size:** 40 mm\n\n> quoted\n\n| a | b |\n|---|---|\n| 1 | 2 |')).toBe('Specification · Material: oak · Size: 40 mm · quoted · a · b · 1 · 2')
+    expect(markdownToText('half*bold* and `code`d')).toBe('halfbold and coded')
   })
 
   it('decodes entities, so raw HTML in a document is indexed as the text it shows', () => {

@@ -194,7 +194,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
   describe('the announcement', () => {
     it('every page announces the next window within a day: mode, start time, minutes to go, reason and end', async () => {
       const window = (await schedule(site.app, BOSS, { mode: 'concurrent', reason: 'catalog rebuild', startsAt: inMinutes(10), endsAt: inMinutes(40) })).json()
-      const expected = announcement('Read-only maintenance', window, '10 minutes')
+      const expected = announcement('Concurrent (read-only) maintenance', window, '10 minutes')
       const ann = await signIn(site.app, 'ann', 'ann-password')
       for (const [url, cookie] of [['/', undefined], ['/login', undefined], ['/search?q=brass', undefined], ['/docs/new', ann.cookie], ['/manage', (await signIn(site.app, 'boss', 'boss-password')).cookie]] as const) {
         const page = await site.app.inject({ url, headers: cookie === undefined ? {} : { cookie } })
@@ -222,7 +222,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
       expect((await site.app.inject({ url: '/' })).body).not.toContain('data-announcement')
       const soon = (await schedule(site.app, BOSS, { mode: 'concurrent', startsAt: inMinutes(1), endsAt: inMinutes(5) })).json()
       // Less than a minute away still says "in 1 minute".
-      expect((await site.app.inject({ url: '/' })).body).toContain(announcement('Read-only maintenance', soon, '1 minute'))
+      expect((await site.app.inject({ url: '/' })).body).toContain(announcement('Concurrent (read-only) maintenance', soon, '1 minute'))
     })
   })
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { authenticate } from './authenticate.js'
+import { isManager, type Principal } from './principal.js'
 import { isSignInRefusal } from './sign-in-limiter.js'
 
 declare module '../web/view.js' {
@@ -28,10 +29,24 @@ export function safeNext (next: unknown): string {
   return url.origin === THIS_SITE ? url.pathname + url.search + url.hash : '/'
 }
 
+/**
+ * Where a person goes once signed in: back where they were (`next`, this site only), or, when
+ * the sign-in page was opened without one, to the control panel for a manager and home for others.
+ */
+export function afterSignIn (next: unknown, principal: Principal): string {
+  if (next === undefined || next === '') return isManager(principal) ? '/manage' : '/'
+  return safeNext(next)
+}
+
+/** The sign-in form keeps a safe `next`, and none when it was opened without one. */
+function nextForForm (next: unknown): string {
+  return next === undefined || next === '' ? '' : safeNext(next)
+}
+
 /** Sign-in and sign-out pages; always open, in every maintenance mode. */
 const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
   fastify.get<{ Querystring: { next?: string } }>('/login', { config: { maintenance: 'always-open' } }, async function loginPage (request, reply) {
-    return reply.render('login', { title: 'Sign in', username: '', next: safeNext(request.query.next), error: null })
+    return reply.render('login', { title: 'Sign in', username: '', next: nextForForm(request.query.next), error: null })
   })
 
   fastify.post<{ Body: LoginBody }>('/login', {
@@ -53,17 +68,17 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       }
       request.log.error({ err }, 'sign-in failed: the users table could not be read')
       reply.code(503)
-      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
+      return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
     }
     if (principal === undefined) {
       await fastify.recordSignInFailure(request, username, 'form')
       reply.code(401)
-      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: 'Wrong user name or password.' })
+      return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Wrong user name or password.' })
     }
     await request.session.regenerate()
     request.session.principal = principal
     request.log.info({ user: principal.name, role: principal.role }, 'signed in')
-    return reply.seeOther(safeNext(next))
+    return reply.seeOther(afterSignIn(next, principal))
   })
 
   fastify.post('/logout', { config: { maintenance: 'always-open' } }, async function logout (request, reply) {

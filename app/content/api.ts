@@ -80,11 +80,14 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
       querystring: Type.Object({
         q: Type.String({ maxLength: 500 }),
         limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+        offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
       }),
     },
   }, async function search (request) {
-    const hits = await fastify.catalog.search(request.unitOfWork!.db, request.query.q, request.query.limit)
-    return { hits }
+    const db = request.unitOfWork!.db
+    const { q, limit, offset } = request.query
+    const [total, hits] = await Promise.all([fastify.catalog.count(db, q), fastify.catalog.search(db, q, limit, offset)])
+    return { total, limit, offset, hits }
   })
 }
 

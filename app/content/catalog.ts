@@ -34,7 +34,10 @@ export interface Catalog {
   removeRange (db: Kysely<DB>, from: number, to?: number): Promise<void>
   /** Empties the catalog (a reindex rebuilds it). */
   clear (db: Kysely<DB>): Promise<void>
-  search (db: Kysely<DB>, query: string, limit: number): Promise<SearchHit[]>
+  /** The best `limit` hits after the first `offset`. */
+  search (db: Kysely<DB>, query: string, limit: number, offset?: number): Promise<SearchHit[]>
+  /** How many documents match the query in all. */
+  count (db: Kysely<DB>, query: string): Promise<number>
 }
 
 const MARK_START = '\u0002'
@@ -72,18 +75,29 @@ const sqliteCatalog: Catalog = {
   async clear (db) {
     await sql`delete from catalog`.execute(db)
   },
-  async search (db, query, limit) {
-    const terms = searchTerms(query)
-    if (terms.length === 0) return []
-    const match = terms.map((term, i) => `"${term}"${i === terms.length - 1 ? '*' : ''}`).join(' ')
+  async search (db, query, limit, offset = 0) {
+    const match = sqliteMatch(query)
+    if (match === undefined) return []
     const { rows } = await sql<{ slug: string, title: string, snippet: string, rank: number }>`
       select slug, title,
         snippet(catalog, 2, ${MARK_START}, ${MARK_END}, '…', 24) as snippet,
         bm25(catalog, 0.0, 10.0, 1.0) as rank
       from catalog where catalog match ${match}
-      order by rank, slug limit ${limit}`.execute(db)
+      order by rank, slug limit ${limit} offset ${offset}`.execute(db)
     return rows.map((row) => ({ slug: row.slug, title: row.title, snippet: markSnippet(row.snippet), score: -row.rank }))
   },
+  async count (db, query) {
+    const match = sqliteMatch(query)
+    if (match === undefined) return 0
+    const { rows } = await sql<{ count: number }>`select count(*) as count from catalog where catalog match ${match}`.execute(db)
+    return Number(rows[0]!.count)
+  },
+}
+
+function sqliteMatch (query: string): string | undefined {
+  const terms = searchTerms(query)
+  if (terms.length === 0) return undefined
+  return terms.map((term, i) => `"${term}"${i === terms.length - 1 ? '*' : ''}`).join(' ')
 }
 
 function postgresRow (entry: CatalogEntry) {
@@ -112,20 +126,31 @@ const postgresCatalog: Catalog = {
   async clear (db) {
     await sql`delete from catalog`.execute(db)
   },
-  async search (db, query, limit) {
-    const terms = searchTerms(query)
-    if (terms.length === 0) return []
-    // Terms are letters and digits only, so they are safe inside to_tsquery syntax.
-    const tsquery = terms.map((term, i) => (i === terms.length - 1 ? `${term}:*` : term)).join(' & ')
+  async search (db, query, limit, offset = 0) {
+    const tsquery = postgresQuery(query)
+    if (tsquery === undefined) return []
     const { rows } = await sql<{ slug: string, title: string, snippet: string, score: number }>`
       select slug, title,
         ts_headline('english', body, q, ${`StartSel=${MARK_START}, StopSel=${MARK_END}, MaxWords=30, MinWords=12, MaxFragments=1, FragmentDelimiter=" … "`}) as snippet,
         ts_rank_cd(search, q)::float8 as score
       from catalog, to_tsquery('english', ${tsquery}) as q
       where search @@ q
-      order by score desc, slug limit ${limit}`.execute(db)
+      order by score desc, slug limit ${limit} offset ${offset}`.execute(db)
     return rows.map((row) => ({ slug: row.slug, title: row.title, snippet: markSnippet(row.snippet), score: row.score }))
   },
+  async count (db, query) {
+    const tsquery = postgresQuery(query)
+    if (tsquery === undefined) return 0
+    const { rows } = await sql<{ count: string }>`select count(*) as count from catalog where search @@ to_tsquery('english', ${tsquery})`.execute(db)
+    return Number(rows[0]!.count)
+  },
+}
+
+function postgresQuery (query: string): string | undefined {
+  const terms = searchTerms(query)
+  if (terms.length === 0) return undefined
+  // Terms are letters and digits only, so they are safe inside to_tsquery syntax.
+  return terms.map((term, i) => (i === terms.length - 1 ? `${term}:*` : term)).join(' & ')
 }
 
 /**
@@ -139,8 +164,10 @@ function withoutTagLookalikes (text: string): string {
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
+/** A snippet cut at a block's edge does not start or end with its separator. */
 function markSnippet (raw: string): string {
-  return raw.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
+  return raw.replace(/^(…?)\s*·\s*/, '$1').replace(/\s*·\s*(…?)$/, '$1')
+    .replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!)
     .replaceAll(MARK_START, '<mark>')
     .replaceAll(MARK_END, '</mark>')
 }

@@ -18,14 +18,26 @@ export function renderMarkdown (source: string): string {
 }
 
 const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" }
+const BLOCK_END = /<\/(p|h[1-6]|li|blockquote|pre|th|td|dt|dd)>/g
+/** Markup inside a line of text: dropped without a space, so `foo*bar*` stays one word. */
+const INLINE_TAG = /<\/?(a|em|strong|code|s|del|ins|mark|sub|sup|span)(\s[^>]*)?>/g
+/** Separates the blocks of a text (a heading, a paragraph, a list item) in the catalog and its snippets. */
+export const BLOCK_SEPARATOR = ' · '
 
-/** The words of a Markdown text without its markup, for the catalog and its snippets. */
+/**
+ * The words of a Markdown text without its markup, for the catalog and its snippets. Blocks
+ * are kept apart by {@link BLOCK_SEPARATOR}, so a heading does not run into the text after it.
+ */
 export function markdownToText (source: string): string {
   return markdown.render(source)
+    .replace(BLOCK_END, '\u0000')
+    .replace(INLINE_TAG, '')
     .replace(/<[^>]*>/g, ' ')
     .replace(/&(amp|lt|gt|quot|#39);/g, (entity) => ENTITIES[entity]!)
-    .replace(/\s+/g, ' ')
-    .trim()
+    .split('\u0000')
+    .map((block) => block.replace(/\s+/g, ' ').trim())
+    .filter((block) => block !== '')
+    .join(BLOCK_SEPARATOR)
 }
 
 /** Characters of Markdown (and as much HTML) kept by {@link renderCached}. */

@@ -4,6 +4,7 @@ import type { SearchHit } from './catalog.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document, type DocumentSummary } from './documents.js'
 import { renderCached } from './markdown.js'
 import { slugify, slugProblem, validateDocumentInput } from './validation.js'
+import { maintenanceName } from '../web/banner.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 
@@ -13,7 +14,7 @@ declare module '../web/view.js' {
     docs: { docs: DocumentSummary[], page: number, pages: number, total: number }
     doc: { doc: Document, html: string, saved: boolean }
     'doc-form': DocumentForm
-    search: { query: string, hits: SearchHit[] }
+    search: { query: string, hits: SearchHit[], total: number, page: number, pages: number, first: number }
   }
 }
 
@@ -25,8 +26,16 @@ export interface DocumentForm {
   body: string
   version: number | null
   errors: FieldErrors
-  /** Shown above the form when a save was refused: what happened and that nothing was saved. */
-  problem: string | null
+  /** Shown above the form when a save was refused. */
+  notSaved: NotSaved | null
+}
+
+/** Why a save was refused, in one message, and, when maintenance refused it, when to try again. */
+export interface NotSaved {
+  /** Whole sentences. */
+  message: string
+  /** Refused by the maintenance: its expected end (if known) and Retry-After's seconds. */
+  retry: { until: string | null, seconds: number } | null
 }
 
 interface FormBody { slug?: string, title?: string, body?: string, version?: string }
@@ -34,14 +43,14 @@ const DOCUMENT_FORM = textFields('slug', 'title', 'body', 'version')
 interface SlugParams { slug: string }
 
 const PAGE_SIZE = 50
-const SEARCH_LIMIT = 20
+const SEARCH_PAGE_SIZE = 20
 
 /** The site's pages: browse, read, search, and for signed-in people create, edit and delete. */
 const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify) {
   fastify.get('/', async function home (request, reply) {
     const db = request.unitOfWork!.db
     const [recent, total] = await Promise.all([listDocuments(db, { limit: 20, offset: 0 }), countDocuments(db)])
-    return reply.render('home', { title: 'Home', recent, total })
+    return reply.render('home', { title: 'Home', searchInPage: true, recent, total })
   })
 
   fastify.get<{ Querystring: { page?: string } }>('/docs', async function listPage (request, reply) {
@@ -53,10 +62,16 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     return reply.render('docs', { title: 'All documents', docs, page, pages, total })
   })
 
-  fastify.get<{ Querystring: { q?: string } }>('/search', { schema: { querystring: textFields('q') } }, async function searchPage (request, reply) {
+  fastify.get<{ Querystring: { q?: string, page?: string } }>('/search', { schema: { querystring: textFields('q', 'page') } }, async function searchPage (request, reply) {
+    const db = request.unitOfWork!.db
     const query = (request.query.q ?? '').trim()
-    const hits = query === '' ? [] : await fastify.catalog.search(request.unitOfWork!.db, query, SEARCH_LIMIT)
-    return reply.render('search', { title: query === '' ? 'Search' : `Search: ${query}`, query, hits })
+    const total = query === '' ? 0 : await fastify.catalog.count(db, query)
+    const pages = Math.max(1, Math.ceil(total / SEARCH_PAGE_SIZE))
+    const page = Math.min(pages, Math.max(1, Number.parseInt(request.query.page ?? '1', 10) || 1))
+    const first = (page - 1) * SEARCH_PAGE_SIZE
+    const hits = total === 0 ? [] : await fastify.catalog.search(db, query, SEARCH_PAGE_SIZE, first)
+    const title = query === '' ? 'Search' : `Search: ${query}${page > 1 ? ` (page ${page})` : ''}`
+    return reply.render('search', { title, searchInPage: true, query, hits, total, page, pages, first: first + 1 })
   })
 
   fastify.get('/docs/new', { preHandler: fastify.requireSignedIn }, async function newPage (_request, reply) {
@@ -98,7 +113,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
       body: doc.body,
       version: doc.version,
       errors: {},
-      problem: null,
+      notSaved: null,
     })
   })
 
@@ -136,13 +151,13 @@ function assertSameVersion (doc: Document, formVersion: string | undefined): voi
 }
 
 function emptyForm (): DocumentForm {
-  return { action: 'create', slug: '', docTitle: '', body: '', version: null, errors: {}, problem: null }
+  return { action: 'create', slug: '', docTitle: '', body: '', version: null, errors: {}, notSaved: null }
 }
 
 /**
  * A save that is refused, for whatever reason (bad input, a conflict, read-only maintenance,
  * an expired session), comes back as the form with everything the person typed, and says
- * plainly that it was not saved.
+ * plainly, once, that it was not saved and why.
  */
 function refusedSave (action: DocumentForm['action']) {
   return async function renderRefusedSave (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
@@ -154,18 +169,38 @@ function refusedSave (action: DocumentForm['action']) {
     if (unread || shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
     const fields = shown.details.fields as FieldErrors | undefined
     const body = (request.body ?? {}) as FormBody
+    const byMaintenance = shown.code === 'QUIESCE_READ_ONLY'
     reply.code(shown.statusCode)
     return reply.render('doc-form', {
       title: action === 'create' ? 'New document (not saved)' : 'Edit (not saved)',
+      // The refusal says all the banner would: once is enough.
+      stateInPage: byMaintenance,
       action,
       slug: action === 'edit' ? (request.params as SlugParams).slug : body.slug ?? '',
       docTitle: body.title ?? '',
       body: body.body ?? '',
       version: body.version !== undefined && body.version !== '' ? Number(body.version) : null,
       errors: fields ?? {},
-      problem: fields !== undefined ? 'Not saved: please correct the fields marked below.' : `Not saved. ${shown.message}`,
+      notSaved: {
+        message: fields !== undefined ? 'Please correct the fields marked below.' : whyNotSaved(shown.code, shown.message, request),
+        retry: byMaintenance ? { until: request.server.maintenance.state.until, seconds: request.server.maintenance.retryAfter() } : null,
+      },
     })
   }
+}
+
+function whyNotSaved (code: string, message: string, request: FastifyRequest): string {
+  if (code === 'QUIESCE_READ_ONLY') {
+    const { reason } = request.server.maintenance.state
+    return `The site is in ${maintenanceName('concurrent')}, so changes cannot be saved until it ends.${reason ? ` The reason given: ${asSentence(reason)}` : ''}`
+  }
+  if (code === 'QUIESCE_UNAUTHORIZED') return 'You are not signed in (your session may have ended). Copy your text, sign in, and save it again.'
+  return asSentence(message)
+}
+
+function asSentence (text: string): string {
+  const trimmed = text.trim()
+  return /[.!?…]$/.test(trimmed) ? trimmed : `${trimmed}.`
 }
 
 export default contentRoutes

@@ -1,13 +1,14 @@
 import createError from '@fastify/error'
+import { MODE_LABELS } from './state.js'
 
 /**
  * The maintenance plugin's error codes. The plugin is self-contained, so it owns them; the
  * site registers them in its one registry (app/errors.ts).
  */
 export const ExclusiveError = createError<'QUIESCE_EXCLUSIVE', 503, [string]>(
-  'QUIESCE_EXCLUSIVE', 'The site is closed for maintenance%s', 503)
+  'QUIESCE_EXCLUSIVE', `The site is closed for ${MODE_LABELS.exclusive} maintenance%s`, 503)
 export const ReadOnlyError = createError<'QUIESCE_READ_ONLY', 503, [string]>(
-  'QUIESCE_READ_ONLY', 'The site is read-only for maintenance%s; nothing was saved', 503)
+  'QUIESCE_READ_ONLY', `The site is in ${MODE_LABELS.concurrent} maintenance%s; nothing was saved`, 503)
 export const NotMaintainerError = createError<'QUIESCE_NOT_MAINTAINER', 403, [string]>(
   'QUIESCE_NOT_MAINTAINER', 'Only the maintainer (%s) or the emergency user may change maintenance now', 403)
 export const NotManagerError = createError<'QUIESCE_NOT_MANAGER', 403, [string]>(

@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
-import { bypasses, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
+import { bypasses, MODE_LABELS, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
 import { exclusiveImpact, RECENT_MINUTES, type ExclusiveImpact } from './impact.js'
 import logRoutes from './log.js'
 import signInsRoutes from './sign-ins.js'
@@ -13,6 +13,7 @@ declare module '../web/view.js' {
     manage: ManagePage
     maintenance: { state: MaintenanceState, retryAfter: number }
     'manage-confirm': { state: MaintenanceState, impact: ExclusiveImpact, form: { mode: string, reason: string, until: string, expectedVersion: string }, recentMinutes: number }
+    'maintenance-status': Record<never, never>
   }
 }
 
@@ -188,18 +189,32 @@ function mayChange (state: MaintenanceState, request: FastifyRequest): boolean {
 function explainRefusal (code: string, message: string, state: MaintenanceState): string {
   switch (code) {
     case 'QUIESCE_NOT_MAINTAINER':
-      return `Not changed: ${state.maintainer} switched the site to ${state.mode} and is its maintainer now, so only ${state.maintainer} or the emergency user may change it.`
+      return `Not changed: ${state.maintainer} switched the site to ${MODE_LABELS[state.mode]} and is its maintainer now, so only ${state.maintainer} or the emergency user may change it.`
     case 'QUIESCE_STATE_CONFLICT':
-      return `Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${state.version}, ${state.mode}). Check the state below and apply your change again if it still makes sense.`
+      return `Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${state.version}, ${MODE_LABELS[state.mode]}). Check the state below and apply your change again if it still makes sense.`
     default:
       return `Not changed: ${message}`
   }
 }
 
-/** Always open: the page people are sent to while the site is closed. */
+/** Always open: the page people are sent to while the site is closed, and the banner's live updates. */
 export const maintenancePageRoute: FastifyPluginAsync = async function maintenancePageRoute (fastify) {
   fastify.get('/maintenance', { config: { maintenance: 'always-open' } }, async function maintenancePage (_request, reply) {
-    return reply.render('maintenance', { title: 'Maintenance', state: fastify.maintenance.state, retryAfter: fastify.maintenance.retryAfter() })
+    const state = fastify.maintenance.state
+    return reply.render('maintenance', { title: state.mode === 'exclusive' ? 'Closed for maintenance' : 'Maintenance', state, retryAfter: fastify.maintenance.retryAfter(), stateInPage: state.mode !== 'normal' })
+  })
+
+  // An open page asks for its banner again when the state changes (public/quiesce.js), so the
+  // banner's words, which depend on the reader, are written in one place: views/banner.eta. The
+  // event may come from an instance ahead of this one: then this one reads the state first.
+  fastify.get<{ Querystring: { version?: number } }>('/maintenance/banner', {
+    config: { maintenance: 'always-open' },
+    schema: { querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 0 } } } },
+  }, async function maintenanceBanner (request, reply) {
+    const seen = request.query.version
+    if (seen !== undefined && seen > fastify.maintenance.state.version) await fastify.maintenance.refresh()
+    reply.header('cache-control', 'no-store')
+    return reply.render('maintenance-status', { title: 'Maintenance status' })
   })
 }
 

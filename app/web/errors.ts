@@ -116,7 +116,7 @@ async function sendError (request: FastifyRequest, reply: FastifyReply, shown: S
     return { statusCode: shown.statusCode, code: shown.code, error, message: shown.message, ...shown.details }
   }
   if (shown.code === 'QUIESCE_EXCLUSIVE') {
-    return reply.render('maintenance', { title: 'Closed for maintenance', state: request.server.maintenance.state, retryAfter: request.server.maintenance.retryAfter() })
+    return reply.render('maintenance', { title: 'Closed for maintenance', state: request.server.maintenance.state, retryAfter: request.server.maintenance.retryAfter(), stateInPage: true })
   }
   return reply.render('error', {
     title: error,

@@ -5,8 +5,9 @@ import { Eta } from 'eta'
 import { isManager, toMaintenancePrincipal, type Principal } from '../auth/principal.js'
 import type { MaintenanceController } from '../maintenance/index.js'
 import type { MaintenanceWindow } from '../maintenance/store.js'
-import { MODE_LABELS, type Mode } from '../maintenance/state.js'
+import { MODE_LABELS, type MaintenanceState, type Mode } from '../maintenance/state.js'
 import { VIEWS_DIR } from '../paths.js'
+import { maintenanceName, whatItMeansFor } from './banner.js'
 
 /**
  * The data each page template receives. Feature folders add their pages by declaration
@@ -20,6 +21,8 @@ export interface Pages {}
 export interface Locals {
   principal: Principal | null
   path: string
+  /** The header's "Sign in" link: back to this page afterwards. */
+  signInHref: string
   /** Creating a CSRF token creates a session, so it happens only when a page has a form. */
   csrfToken: () => string
   maintenance: Banner
@@ -29,7 +32,13 @@ export interface Locals {
 /** What the maintenance banner and the edit buttons of a page show. */
 export interface Banner {
   mode: Mode
+  /** The mode's one label ({@link MODE_LABELS}). */
   label: string
+  /** "Concurrent (read-only) maintenance": the banner's headline. */
+  name: string
+  /** What the maintenance means for this reader (see {@link whatItMeansFor}). */
+  meaning: string
+  version: number
   reason: string | null
   since: string
   until: string | null
@@ -37,6 +46,8 @@ export interface Banner {
   maintainer: string | null
   /** Whether this reader's changes would be saved now. */
   canWrite: boolean
+  /** Exclusive, and this reader is not let in: every page but sign-in leads to the closed page. */
+  closed: boolean
   /** A scheduled window starting within a day, announced on every page. */
   upcoming: { mode: Mode, label: string, reason: string | null, startsAt: string, endsAt: string, minutes: number } | null
 }
@@ -44,8 +55,20 @@ export interface Banner {
 declare module 'fastify' {
   interface FastifyReply {
     locals: Locals
-    render<P extends keyof Pages> (page: P, data: Pages[P] & { title: string }): Promise<string>
+    render<P extends keyof Pages> (page: P, data: Pages[P] & PageFrame): Promise<string>
   }
+}
+
+/** What every page gives its layout besides its own data. */
+export interface PageFrame {
+  title: string
+  /**
+   * The page's own content is the maintenance message (the closed page, a save refused by
+   * maintenance), so the banner, which would say the same again, stays hidden.
+   */
+  stateInPage?: boolean
+  /** The page has its own search box (home, search), so the header leaves its own out. */
+  searchInPage?: boolean
 }
 
 const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
@@ -53,7 +76,7 @@ const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
     engine: { eta: new Eta({ autoEscape: true, autoTrim: [false, 'nl'] }) },
     root: VIEWS_DIR,
     production: true,
-    defaultContext: { siteName: 'Quiesce', formatTime, formatBytes },
+    defaultContext: VIEW_CONTEXT,
   })
 
   // The layout's per-request values are filled when a page renders (not for every request, and
@@ -84,19 +107,35 @@ export function formatTime (iso: string | null | undefined): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`
 }
 
-const WITHOUT_MAINTENANCE: Banner = { mode: 'normal', label: MODE_LABELS.normal, reason: null, since: '', until: null, maintainer: null, canWrite: true, upcoming: null }
+/** What every template can use besides its data and the layout's locals. */
+export const VIEW_CONTEXT = { siteName: 'Quiesce', formatTime, formatBytes, modeLabels: MODE_LABELS, maintenanceName }
+
+const WITHOUT_MAINTENANCE: Banner = { mode: 'normal', label: MODE_LABELS.normal, name: maintenanceName('normal'), meaning: '', version: 0, reason: null, since: '', until: null, maintainer: null, canWrite: true, closed: false, upcoming: null }
 
 function upcomingWindow (window: MaintenanceWindow | null): Banner['upcoming'] {
   if (window === null) return null
   const minutes = Math.ceil((Date.parse(window.startsAt) - Date.now()) / 60_000)
   if (minutes <= 0) return null
-  return { mode: window.mode, label: window.mode === 'exclusive' ? 'Exclusive maintenance' : 'Read-only maintenance', reason: window.reason, startsAt: window.startsAt, endsAt: window.endsAt, minutes }
+  return { mode: window.mode, label: maintenanceName(window.mode), reason: window.reason, startsAt: window.startsAt, endsAt: window.endsAt, minutes }
+}
+
+/**
+ * Sign-in brings a person back to the page they were reading. The home page needs no `next`
+ * (then a manager lands on the control panel), the sign-in page keeps its own, and the page of
+ * a refused form (a POST) is not one to go back to by address.
+ */
+function signInHref (request: FastifyRequest): string {
+  const path = request.url
+  if (path === '/login' || path.startsWith('/login?')) return request.method === 'GET' ? path : '/login'
+  if (path === '/' || path === '/maintenance' || request.method !== 'GET') return '/login'
+  return `/login?next=${encodeURIComponent(path)}`
 }
 
 function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
   reply.locals ??= {} as Locals
   reply.locals.principal = request.principal
   reply.locals.path = request.url
+  reply.locals.signInHref = signInHref(request)
   reply.locals.csrfToken = () => reply.generateCsrf()
   // Undefined in a site built without maintenance mode (see AppOptions.maintenance).
   const maintenance = request.server.maintenance as MaintenanceController | undefined
@@ -104,16 +143,25 @@ function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
     reply.locals.maintenance = WITHOUT_MAINTENANCE
     return
   }
-  const state = maintenance.state
-  reply.locals.maintenance = {
+  const canWrite = maintenance.mayWrite(toMaintenancePrincipal(request.principal))
+  reply.locals.maintenance = pageBanner(maintenance.state, request.principal, canWrite, maintenance.upcoming)
+}
+
+/** What the banner and the edit buttons show a reader (`canWrite`: whether their changes would be saved now). */
+export function pageBanner (state: MaintenanceState, principal: Principal | null, canWrite: boolean, upcoming: MaintenanceWindow | null): Banner {
+  return {
     mode: state.mode,
     label: MODE_LABELS[state.mode],
+    name: maintenanceName(state.mode),
+    meaning: whatItMeansFor(state, principal, canWrite),
+    version: state.version,
     reason: state.reason,
     since: state.since,
     until: state.until,
-    maintainer: isManager(request.principal) ? state.maintainer : null,
-    canWrite: maintenance.mayWrite(toMaintenancePrincipal(request.principal)),
-    upcoming: upcomingWindow(maintenance.upcoming),
+    maintainer: isManager(principal) ? state.maintainer : null,
+    canWrite,
+    closed: state.mode === 'exclusive' && !canWrite,
+    upcoming: upcomingWindow(upcoming),
   }
 }
 
