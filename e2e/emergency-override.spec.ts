@@ -86,11 +86,11 @@ test('Emergency user override', async ({ browser, page: maria }) => {
   const takeOver = rescue.getByRole('row').filter({ hasText: `took over from ${users.maria.name}` })
   await expect(takeOver).toHaveCount(1)
   await expect(takeOver).toContainText(users.rescue.name)
-  await expect(takeOver).toContainText('exclusive → normal')
+  await expect(takeOver).toContainText('Exclusive → Normal')
   const refusedRow = rescue.getByRole('row').filter({ hasText: users.felix.name }).filter({ hasText: 'refused' })
   await expect(refusedRow).toHaveCount(1)
   await expect(refusedRow).toContainText(`the maintainer is ${users.maria.name}`)
-  const closing = rescue.getByRole('row').filter({ hasText: 'normal → exclusive' }).filter({ hasText: reason })
+  const closing = rescue.getByRole('row').filter({ hasText: 'Normal → Exclusive' }).filter({ hasText: reason })
   await expect(closing).toContainText(users.maria.name)
 
   // The member's maintenance page comes back by itself; manager B can browse and manage again.

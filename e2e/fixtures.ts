@@ -50,6 +50,20 @@ export const users = {
   sara: { name: 'sara', password: 'sara-e2e-password', role: 'manager' },
   /** Is signed in when sara closes the site. */
   tom: { name: 'tom', password: 'tom-e2e-password', role: 'member' },
+  /** Reads a document while the mode changes under her (e2e/banner.spec.ts). */
+  iris: { name: 'iris', password: 'iris-e2e-password', role: 'member' },
+  /** The maintainer of the pages' stories: switches by the API and looks at every page (banner, accessibility). */
+  jon: { name: 'jon', password: 'jon-e2e-password', role: 'manager' },
+  /** Opens an edit form by its address during Concurrent maintenance. */
+  kim: { name: 'kim', password: 'kim-e2e-password', role: 'member' },
+  /** Saves during Concurrent maintenance and copies her kept text. */
+  lena: { name: 'lena', password: 'lena-e2e-password', role: 'member' },
+  /** Signs in from the control panel's sign-in link and from the home page. */
+  mona: { name: 'mona', password: 'mona-e2e-password', role: 'manager' },
+  /** Signs in from a document she was reading. */
+  sam: { name: 'sam', password: 'sam-e2e-password', role: 'member' },
+  /** The member of the accessibility check. */
+  rafa: { name: 'rafa', password: 'rafa-e2e-password', role: 'member' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>

@@ -39,8 +39,8 @@ test('Manager toggles maintenance in the browser', async ({ browser, page: manag
 
   // The member's open page learns of it without a reload (server-sent events).
   await expect(banner).toBeVisible()
-  await expect(banner).toContainText(`Read-only maintenance: ${reason}`)
-  await expect(banner).toContainText('Changes cannot be saved right now')
+  await expect(banner).toContainText(`Concurrent (read-only) maintenance: ${reason}`)
+  await expect(banner).toContainText('You can read and search, but changes cannot be saved until it ends.')
   await expect(member.getByLabel('Text')).toHaveValue(changedText)
 
   // Saving is refused, and the member gets back what they submitted.
@@ -48,8 +48,9 @@ test('Manager toggles maintenance in the browser', async ({ browser, page: manag
   const notSaved = member.getByTestId('not-saved')
   await expect(notSaved).toBeVisible()
   await expect(notSaved).toHaveRole('alert')
-  await expect(notSaved).toContainText('Not saved. The site is read-only for maintenance')
-  await expect(notSaved).toContainText('nothing you typed is lost')
+  await expect(notSaved).toContainText('Not saved')
+  await expect(notSaved).toContainText('The site is in Concurrent (read-only) maintenance, so changes cannot be saved until it ends.')
+  await expect(notSaved).toContainText('Your text is still below, exactly as you typed it.')
   await expect(member.getByLabel('Title', { exact: true })).toHaveValue(title)
   await expect(member.getByLabel('Text')).toHaveValue(changedText)
 

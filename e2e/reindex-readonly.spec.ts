@@ -82,7 +82,7 @@ test('End users browse read-only during reindex', async ({ browser, page: manage
   visitor.on('console', (message) => { if (message.type() === 'error') failures.push(`console: ${message.text()}`) })
   visitor.on('response', (response) => { if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`) })
   await visitor.goto('/')
-  await expect(visitor.locator('#maintenance-banner')).toContainText(`Read-only maintenance: ${reason}`)
+  await expect(visitor.locator('#maintenance-banner')).toContainText(`Concurrent (read-only) maintenance: ${reason}`)
 
   // On Manage → Tasks, the manager starts a rebuild of the catalog and watches its progress.
   await manager.getByRole('navigation', { name: 'Control panel' }).getByRole('link', { name: 'Tasks' }).click()
@@ -100,7 +100,7 @@ test('End users browse read-only during reindex', async ({ browser, page: manage
   // Meanwhile the visitor browses and searches, and nothing fails.
   await visitor.getByLabel('Search the catalog').fill('brass hinge')
   await visitor.getByRole('button', { name: 'Search' }).click()
-  await expect(visitor.getByRole('status').filter({ hasText: 'match' })).toHaveText('20+ documents match “brass hinge”.')
+  await expect(visitor.getByRole('status').filter({ hasText: 'match' })).toHaveText(/^[\d,]+ documents match “brass hinge”\. Showing 1–20, best first\.$/)
   const firstHit = visitor.getByRole('listitem').first().getByRole('link')
   const hitTitle = await firstHit.textContent() ?? ''
   await firstHit.click()
@@ -118,8 +118,8 @@ test('End users browse read-only during reindex', async ({ browser, page: manage
   await member.getByLabel('Text').fill(changedText)
   await member.getByRole('button', { name: 'Save' }).click()
   const notSaved = member.getByTestId('not-saved')
-  await expect(notSaved).toContainText('Not saved. The site is read-only for maintenance')
-  await expect(notSaved).toContainText('nothing you typed is lost')
+  await expect(notSaved).toContainText('The site is in Concurrent (read-only) maintenance, so changes cannot be saved until it ends.')
+  await expect(notSaved).toContainText('Your text is still below, exactly as you typed it.')
   await expect(member.getByLabel('Title', { exact: true })).toHaveValue(title)
   await expect(member.getByLabel('Text')).toHaveValue(changedText)
   const memberRefusedAt = Date.now()

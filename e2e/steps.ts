@@ -30,7 +30,8 @@ export function uniqueSuffix (): string {
  * whole suite signs in from 127.0.0.1 within that minute. So each story signs in as people of
  * its own, and nobody signs in through the form more than twice per run (ann 2: browse, phone;
  * ben 1; cleo 2: login; dora 1; felix 1; greta 1; hugo 1; maria 2: emergency-override,
- * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; quinn 1: tasks; sara 1, tom 1: panel; rescue 1); a person whose sign-in is not part of the story can use
+ * maintenance-toggle; nina 2: users, log; otto 2: users (one refused); pia 1; quinn 1: tasks; sara 1, tom 1: panel; mona 2:
+ * sign-in-next; sam 1: sign-in-next; rescue 1); a person whose sign-in is not part of the story can use
  * {@link basicCredentials} instead.
  */
 
@@ -73,4 +74,22 @@ export async function backToNormal (request: APIRequestContext): Promise<void> {
     data: { mode: 'normal', expectedVersion: state.version },
   })
   expect(response.status(), await response.text()).toBe(200)
+}
+
+/** Switches the mode through the JSON API as `user` (a manager, who becomes the maintainer); fails the story if refused. */
+export async function setMode (request: APIRequestContext, user: TestUser, mode: 'normal' | 'concurrent' | 'exclusive', extra: { reason?: string, until?: string } = {}): Promise<void> {
+  const headers = { authorization: basicCredentials(user) }
+  const { version } = await (await request.get('/api/maintenance', { headers })).json() as { version: number }
+  const response = await request.put('/api/maintenance', { headers, data: { mode, expectedVersion: version, ...extra } })
+  expect(response.status(), await response.text()).toBe(200)
+}
+
+/** A browser context signed in by HTTP Basic credentials (no sign-in form: see the sign-in budget above). */
+export function signedInAs (user: TestUser): { extraHTTPHeaders: Record<string, string> } {
+  return { extraHTTPHeaders: { authorization: basicCredentials(user) } }
+}
+
+/** ISO-8601, `minutes` from now, to the minute (the banner shows minutes). */
+export function minutesFromNow (minutes: number): string {
+  return new Date(Date.now() + minutes * 60_000).toISOString()
 }

@@ -48,11 +48,10 @@
   /** Disables or enables what needs writing, with the reason shown beside it while it is off. */
   function showWritable (writable) {
     for (const el of document.querySelectorAll('[data-requires-write]')) {
+      // Buttons (Delete, the control panel's forms) are really disabled, links only marked.
       if (el.tagName === 'BUTTON') el.disabled = !writable
       else if (writable) el.removeAttribute('aria-disabled')
       else el.setAttribute('aria-disabled', 'true')
-      // Buttons of the control panel's forms (users): really disabled, not only marked.
-      if (el.tagName === 'BUTTON') el.disabled = !writable
     }
     for (const el of document.querySelectorAll('[data-off-note]')) {
       if (writable || !document.getElementById(el.dataset.offNote)) el.removeAttribute('aria-describedby')

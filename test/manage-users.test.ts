@@ -288,7 +288,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
 
       const refused = await act(boss, 'ivy', 'disable', { version: String(row.version) })
       expect(refused.statusCode).toBe(503)
-      expect(refusal(refused)).toBe('Not changed: The site is read-only for maintenance: Moving disks; nothing was saved.')
+      expect(refusal(refused)).toBe('Not changed: The site is in Concurrent (read-only) maintenance: Moving disks; nothing was saved.')
       const reset = await act(boss, 'ivy', 'reset', { version: String(row.version) })
       expect(reset.statusCode).toBe(503)
       expect(reset.body).not.toContain('/reset/')
@@ -409,7 +409,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
       await switchTo(site.app, ROOT, 'concurrent', { reason: 'Backup' })
       const refused = await submit(token, 'lia-new-password')
       expect(refused.statusCode).toBe(503)
-      expect(mainOf(refused.body)).toMatch(/Not saved: The site is read-only for maintenance: Backup; nothing was saved\. Your link still works until \d{4}-\d\d-\d\d \d\d:\d\d UTC; try again when the site is back to normal\./)
+      expect(mainOf(refused.body)).toMatch(/Not saved: The site is in Concurrent \(read-only\) maintenance: Backup; nothing was saved\. Your link still works until \d{4}-\d\d-\d\d \d\d:\d\d UTC; try again when the site is back to normal\./)
       expect(mainOf(refused.body)).toContain(`<input type="hidden" name="token" value="${token}">`)
       await switchTo(site.app, ROOT, 'normal')
       expect((await submit(token, 'lia-new-password')).statusCode).toBe(200)

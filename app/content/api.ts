@@ -80,7 +80,7 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
       querystring: Type.Object({
         q: Type.String({ maxLength: 500 }),
         limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-        offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
+        offset: Type.Integer({ minimum: 0, maximum: MAX_INTEGER, default: 0 }),
       }),
     },
   }, async function search (request) {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
+import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 import { bypasses, MODE_LABELS, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
@@ -209,7 +210,7 @@ export const maintenancePageRoute: FastifyPluginAsync = async function maintenan
   // event may come from an instance ahead of this one: then this one reads the state first.
   fastify.get<{ Querystring: { version?: number } }>('/maintenance/banner', {
     config: { maintenance: 'always-open' },
-    schema: { querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 0 } } } },
+    schema: { querystring: { type: 'object', properties: { version: { type: 'integer', minimum: 0, maximum: MAX_INTEGER } } } },
   }, async function maintenanceBanner (request, reply) {
     const seen = request.query.version
     if (seen !== undefined && seen > fastify.maintenance.state.version) await fastify.maintenance.refresh()
