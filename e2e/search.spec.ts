@@ -49,11 +49,12 @@ test('a visitor pages through more hits than one page holds, numbered on, with s
   const secondPage = await hits.getByRole('link').allTextContents()
   expect(secondPage.filter((title) => firstPage.includes(title))).toEqual([])
 
-  // The numbers are drawn inside each item, which sits inside the page's text column.
-  const column = await page.getByRole('heading', { level: 1, name: 'Search' }).boundingBox()
-  for (const item of await hits.all()) expect((await item.boundingBox())!.x).toBeGreaterThanOrEqual(column!.x)
+  // Numbered on from the first page, each number inside the page's text column (not in its margin).
+  const numbers = hits.locator('.hit-number')
+  await expect(numbers).toHaveText(Array.from({ length: 20 }, (_, i) => `${21 + i}.`))
   await expect(page.getByRole('main').getByRole('list')).toHaveCSS('list-style-type', 'none')
-  expect(await page.evaluate<string>('getComputedStyle(document.querySelector("main li"), "::before").content')).toBe('counter(list-item) "."')
+  const column = await page.getByRole('heading', { level: 1, name: 'Search' }).boundingBox()
+  for (const number of await numbers.all()) expect((await number.boundingBox())!.x).toBeGreaterThanOrEqual(column!.x)
 
   await page.getByRole('link', { name: '← Previous' }).click()
   await expect(status).toContainText('Showing 1–20, best first.')

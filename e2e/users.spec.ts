@@ -51,7 +51,7 @@ test('a manager starts a password reset; the member sets a new password with the
   const managerContext = await browser.newContext({ extraHTTPHeaders: { authorization: basicCredentials(users.nina) } })
   const nina = await managerContext.newPage()
   await nina.goto('/manage/users')
-  await rowOf(nina, users.pia.name).getByRole('button', { name: `Reset the password of ${users.pia.name}` }).click()
+  await rowOf(nina, users.pia.name).getByRole('button', { name: `Reset password: ${users.pia.name}` }).click()
   const shown = nina.getByRole('region', { name: `Password reset link for ${users.pia.name}` })
   await expect(shown).toContainText('It is shown only this once.')
   const link = await shown.getByLabel('Link').inputValue()
@@ -90,7 +90,7 @@ test('on a phone, the users page shows each user as a card: name, role, status a
   const phone = await phoneContext.newPage()
   await phone.goto('/manage/users')
   const row = rowOf(phone, users.ann.name)
-  for (const part of [row.getByRole('rowheader'), row.getByRole('cell', { name: 'member' }), row.getByRole('button', { name: `Make ${users.ann.name} a manager` }), row.getByRole('button', { name: `Disable ${users.ann.name}` })]) {
+  for (const part of [row.getByRole('rowheader'), row.getByRole('cell', { name: 'member' }), row.getByRole('button', { name: `Make manager: ${users.ann.name}` }), row.getByRole('button', { name: `Disable ${users.ann.name}` })]) {
     await part.scrollIntoViewIfNeeded()
     await expect(part).toBeInViewport()
     const box = (await part.boundingBox())!

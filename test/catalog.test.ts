@@ -287,6 +287,7 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
       const last = mainOf((await third).body)
       expect(last).toContain('45 documents match “pagingberry”. Showing 41–45, best first.')
       expect(last).toContain('<ol class="hits" start="41">')
+      expect([...last.matchAll(/<span class="hit-number" aria-hidden="true">([\d,]+)\.<\/span>/g)].map((match) => match[1])).toEqual(['41', '42', '43', '44', '45'])
       expect(last).toContain('<a rel="prev" href="/search?q=pagingberry&amp;page=2">← Previous</a>')
       expect(last).not.toContain('rel="next"')
       expect(slugsOn(last)).toEqual(expected.slice(40).map((hit) => hit.slug))

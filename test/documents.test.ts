@@ -141,7 +141,7 @@ describe.each(DATABASE_KINDS)('documents on %s', (kind) => {
       const main = mainOf(response.body)
       expect(response.body).toContain('<title>Rendered document · Quiesce</title>')
       expect(main).toContain('<h1>Rendered document</h1>')
-      expect(main).toMatch(/<p class="meta">Version 1 · last changed by bob, \d{4}-\d\d-\d\d \d\d:\d\d UTC<\/p>/)
+      expect(main).toMatch(/<p class="meta">Version 1 · last changed by bob, <time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time><\/p>/)
       expect(main).toContain('<h1>Heading</h1>\n<p>Some <em>emphasis</em> and <strong>strength</strong>.</p>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n')
       expect(main).toContain('<a href="https://example.com/page" rel="nofollow noopener">a link</a>')
       expect(main).not.toContain('Saved.')
