@@ -155,12 +155,12 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
 
       const panel = mainOf((await site.app.inject({ url: '/manage?scheduled=1', headers: { cookie: boss.cookie } })).body)
       expect(panel).toContain('<p class="notice success" role="status">Scheduled.')
-      expect(panel).toContain(`<td>Exclusive</td>
-        <td>database upgrade</td>
-        <td>${startsAt.slice(0, 10)} ${hhmm(startsAt)} UTC</td>
-        <td>${endsAt.slice(0, 10)} ${hhmm(endsAt)} UTC</td>
-        <td>scheduled</td>
-        <td>boss</td>`)
+      expect(panel).toContain(`<td data-label="Mode">Exclusive</td>
+        <td data-label="Reason">database upgrade</td>
+        <td data-label="Start"><time datetime="${startsAt}">${startsAt.slice(0, 10)} ${hhmm(startsAt)} UTC</time></td>
+        <td data-label="End"><time datetime="${endsAt}">${endsAt.slice(0, 10)} ${hhmm(endsAt)} UTC</time></td>
+        <td data-label="State">scheduled</td>
+        <td data-label="By">boss</td>`)
       expect(panel).toContain(`<form method="post" action="/manage/windows/${row!.id}/cancel" class="inline">`)
 
       // Refused: the end before the start. Said in words, with what was typed.
@@ -353,7 +353,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
       await switchTo(site.app, ROOT, 'normal')
       const boss = await signIn(site.app, 'boss', 'boss-password')
       const panel = mainOf((await site.app.inject({ url: '/manage', headers: { cookie: boss.cookie } })).body)
-      expect(panel).toContain('<td>done <span class="meta">(left as it was: changed by root after the start)</span></td>')
+      expect(panel).toContain('<td data-label="State">done <span class="meta">(left as it was: changed by root after the start)</span></td>')
     })
 
     it('a window whose start finds the site in someone else\'s maintenance is skipped, and the refused attempt is in the audit log', async () => {
