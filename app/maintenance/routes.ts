@@ -128,6 +128,8 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
 
   fastify.get('/api/instances', async function listInstances (request) {
     manager(request, principalOf, 'see the instances')
+    // This instance's row is counted live: the request asking for it is not one to report.
+    untrack(request)
     return { version: maintenance.state.version, instances: await maintenance.instances() }
   })
 
