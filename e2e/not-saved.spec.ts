@@ -31,6 +31,7 @@ test('a save refused by maintenance says once that it was not saved, why and whe
   await expect(lena.locator('#maintenance-banner')).toBeHidden()
   await expect(lena.getByText('Saving is off until the maintenance ends.')).toHaveCount(0)
   await expect(lena.getByLabel('Text')).toHaveValue(typed)
+  await expect(notSaved.getByText('The maintenance is over')).toBeHidden()
 
   // The copy button is a real button; the text lands on the clipboard.
   await notSaved.getByRole('button', { name: 'Copy the text' }).click()

@@ -58,7 +58,7 @@ test('a manager sees who will be locked out before closing the site, watches the
   await expect(instances.getByRole('table', { name: 'Instances' }).getByRole('row')).toHaveCount(2)
 
   // The recent changes show the switch; one click reopens the site.
-  await expect(sara.getByRole('table', { name: 'Recent changes' }).getByRole('row').nth(1)).toContainText('normal → exclusive')
+  await expect(sara.getByRole('table', { name: 'Recent changes' }).getByRole('row').nth(1)).toContainText('Normal → Exclusive')
   await sara.getByRole('region', { name: 'Maintenance state' }).getByRole('button', { name: 'Back to Normal' }).click()
   await expect(sara.getByRole('status').filter({ hasText: 'Done:' })).toContainText('the site is now Normal')
   await expect(sara.getByRole('button', { name: 'Back to Normal' })).toHaveCount(0)

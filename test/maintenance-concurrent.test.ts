@@ -178,7 +178,7 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
       '  <h2>Not saved</h2>',
       `  <p>The site is in Concurrent (read-only) maintenance, so changes cannot be saved until it ends. The reason given: ${REASON}.</p>`,
       `  <p id="save-off" data-write-note>Try again after <time datetime="${until}" data-countdown>${formatTime(until)}</time>, when the maintenance is expected to end.</p>`,
-      '  <p class="back-to-normal" data-when-writable hidden>The maintenance is over: you can save now.</p>',
+      '  <p class="maintenance-over" data-when-writable hidden>The maintenance is over: you can save now.</p>',
       '  <p class="kept">Your text is still below, exactly as you typed it. <button type="button" class="secondary" data-copy="body" hidden>Copy the text</button> <span class="copy-status" data-copy-status role="status"></span></p>',
       '</div>',
     ].join('\n'))
