@@ -153,6 +153,14 @@ const MATRIX: Entry[] = [
     exclusive: [OK, OK, OK, OK, OK],
   },
   {
+    // Open so that every open page can fetch its reader's banner after a change (README).
+    route: 'GET /maintenance/banner',
+    request: () => ({ url: '/maintenance/banner?version=1' }),
+    normal: [OK, OK, OK, OK, OK],
+    concurrent: [OK, OK, OK, OK, OK],
+    exclusive: [OK, OK, OK, OK, OK],
+  },
+  {
     // Open so that a maintenance page learns when the site is back (README).
     route: 'GET /api/maintenance/events',
     request: () => ({ url: '/api/maintenance/events' }),

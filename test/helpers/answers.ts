@@ -8,10 +8,10 @@ export interface Answer {
 /** What an HTML page says about a refusal, for the pages that show no `<code>` (forms shown again, the control panel). */
 const PAGE_MESSAGES: Array<[string, string]> = [
   ['<h1>Closed for maintenance</h1>', 'QUIESCE_EXCLUSIVE'],
-  ['Not saved. The site is read-only for maintenance', 'QUIESCE_READ_ONLY'],
-  ['Not saved: The site is read-only for maintenance', 'QUIESCE_READ_ONLY'],
-  ['Not changed: The site is read-only for maintenance', 'QUIESCE_READ_ONLY'],
-  ['Not saved. Sign in to do this', 'QUIESCE_UNAUTHORIZED'],
+  ['The site is in Concurrent (read-only) maintenance, so changes cannot be saved', 'QUIESCE_READ_ONLY'],
+  ['Not saved: The site is in Concurrent (read-only) maintenance', 'QUIESCE_READ_ONLY'],
+  ['Not changed: The site is in Concurrent (read-only) maintenance', 'QUIESCE_READ_ONLY'],
+  ['You are not signed in (your session may have ended)', 'QUIESCE_UNAUTHORIZED'],
   ['The form expired or did not come from this site', 'QUIESCE_CSRF_INVALID'],
   ['someone else changed the maintenance state while you were looking at it', 'QUIESCE_STATE_CONFLICT'],
   ['is its maintainer now, so only', 'QUIESCE_NOT_MAINTAINER'],
