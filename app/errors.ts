@@ -1,7 +1,8 @@
 import createError from '@fastify/error'
-import { InvalidInputError, MAINTENANCE_ERRORS, UnauthorizedError } from './maintenance/errors.js'
+import { isLostConnection } from './db/errors.js'
+import { InvalidInputError, MAINTENANCE_ERRORS, StateUnavailableError, UnauthorizedError } from './maintenance/errors.js'
 
-export { InvalidInputError, UnauthorizedError }
+export { InvalidInputError, StateUnavailableError, UnauthorizedError }
 
 /**
  * The one registry of Quiesce error codes. Every code is listed, with its status, in the
@@ -39,6 +40,22 @@ export const ERRORS = {
   QUIESCE_INTERNAL: InternalError,
   ...MAINTENANCE_ERRORS,
 } as const
+
+/** Seconds in the `Retry-After` of a 503 QUIESCE_STATE_UNAVAILABLE: the instance checks its database every 2 s. */
+export const UNAVAILABLE_RETRY_AFTER_S = 5
+
+/**
+ * What a person is told when the database cannot be used right now (PostgreSQL down, hung or cut
+ * off; a SQLite disk full or failing), as `503 QUIESCE_STATE_UNAVAILABLE`. A commit whose
+ * connection was lost while the COMMIT was on its way may have been applied: it says so, rather
+ * than "nothing was saved".
+ */
+export function databaseUnavailable (cause: unknown, options: { committing?: boolean } = {}): InstanceType<typeof StateUnavailableError> {
+  const message = options.committing === true && isLostConnection(cause)
+    ? 'The connection to the database was lost while your change was being saved, so it may or may not have been saved; reload to see before you try again'
+    : 'The site\'s database is unavailable right now, so this could not be done and nothing was saved; try again in a few seconds'
+  return new StateUnavailableError(message, { cause })
+}
 
 export type FieldErrors = Record<string, string>
 

@@ -2,13 +2,25 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../app/app.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { addUser, testConfig } from './helpers/app.js'
-import { httpRequest } from './helpers/http.js'
+import { addUser, basicAuth, csrfTokenIn, testConfig } from './helpers/app.js'
+import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, sessionCookieFrom, writeFigures } from './helpers/faults.js'
+import { codeOf, httpRequest, type HttpAnswer, type HttpOptions } from './helpers/http.js'
 import { PostgresServer } from './helpers/postgres-server.js'
 import { deferred, until } from './helpers/tasks.js'
+import { checkWrites, WriteLoad } from './helpers/write-load.js'
+
+const BOSS = basicAuth('boss', 'boss-password')
+const DEPUTY = basicAuth('deputy', 'deputy-password')
+
+/** No answer may take longer while the database is down. */
+const BOUND_MS = 10_000
+const NO_LEAK = /ECONNREFUSED|Connection terminated|127\.0\.0\.1:\d|\bat .*\.(js|ts):\d/
+
+const figures: Record<string, unknown> = {}
 
 /**
  * PostgreSQL outages, on a throwaway server of the test's own: stopped with `-m immediate` (what
@@ -39,14 +51,23 @@ describe('a PostgreSQL outage', () => {
     await app?.close()
     await server?.destroy()
     rmSync(dataDir, { recursive: true, force: true })
+    console.info('PostgreSQL outage figures', figures)
   })
+
+  /** Every answer while the server is down must come quickly, and must not show what the driver said. */
+  async function ask (url: string, options: HttpOptions = {}): Promise<HttpAnswer> {
+    const answer = await httpRequest(`${base}${url}`, options)
+    expect(answer.body, url).not.toMatch(NO_LEAK)
+    expect(answer.ms, url).toBeLessThan(BOUND_MS)
+    return answer
+  }
 
   async function restart (): Promise<void> {
     if (!server.running) await server.start()
     await until('/healthz to say ok', async () => (await httpRequest(`${base}/healthz`)).status === 200, 20_000)
   }
 
-  it('a connection cut in the middle of a transaction ends that request with an error, not the process', async () => {
+  it('a connection cut in the middle of a transaction ends that request with a 503, not the process', async () => {
     const gate = deferred()
     const commit = app.unitOfWork.run({ name: 'boss', role: 'manager' }, async (unitOfWork) => {
       unitOfWork.stage(async (transaction) => {
@@ -62,8 +83,88 @@ describe('a PostgreSQL outage', () => {
     await new Promise((resolve) => setTimeout(resolve, 200))
     gate.resolve()
     const outcome = await commit
-    expect(outcome).toBeInstanceOf(Error)
+    expect(outcome).toMatchObject({ code: 'QUIESCE_STATE_UNAVAILABLE', statusCode: 503 })
     await restart()
     expect(await database.writer.selectFrom('commit_log').select('id').where('actor', '=', 'cut').execute()).toEqual([])
+  })
+
+  it('while it is down, everything that needs the database answers a clear 503 at once, HTML or JSON, and saves nothing', async () => {
+    await server.stop('immediate')
+    onTestFinished(restart)
+    for (const url of ['/', '/docs', '/search?q=brass', '/docs/some-document']) {
+      const answer = await ask(url)
+      expect(answer.status, url).toBe(503)
+      expect(answer.headers['content-type'], url).toMatch(/^text\/html/)
+      expect(answer.body, url).toContain('QUIESCE_STATE_UNAVAILABLE')
+      expect(answer.headers['retry-after'], url).toBe('5')
+    }
+    for (const url of ['/api/docs/some-document', '/api/docs', '/api/search?q=brass']) {
+      const answer = await ask(url)
+      expect(answer.status, url).toBe(503)
+      expect(JSON.parse(answer.body), url).toEqual({ statusCode: 503, code: 'QUIESCE_STATE_UNAVAILABLE', error: 'Service Unavailable', message: expect.stringContaining('database is unavailable right now') })
+    }
+    for (const [method, url, body] of [['PUT', '/api/docs/written-while-down', { title: 't', body: 'b' }], ['PUT', '/api/maintenance', { mode: 'exclusive', expectedVersion: 1 }], ['POST', '/api/tasks/reindex', undefined]] as const) {
+      const answer = await ask(url, { method, headers: { authorization: DEPUTY }, body })
+      expect(answer.status, url).toBe(503)
+      expect(codeOf(answer), url).toBe('QUIESCE_STATE_UNAVAILABLE')
+    }
+    // Signing in needs the database (the sessions are there), so the login form says it is not possible now.
+    const loginPage = await ask('/login')
+    expect(loginPage.status).toBe(200)
+    const signInNow = await ask('/login', {
+      method: 'POST',
+      headers: { cookie: sessionCookieFrom(loginPage.headers) },
+      body: new URLSearchParams({ _csrf: csrfTokenIn(loginPage.body), username: 'ann', password: 'ann-password' }).toString(),
+    })
+    expect(signInNow.status).toBe(503)
+    expect(signInNow.body).toMatch(/Sign-in is unavailable right now|QUIESCE_STATE_UNAVAILABLE/)
+    await restart()
+    expect(await database.writer.selectFrom('document').select('id').where('slug', '=', 'written-while-down').executeTakeFirst()).toBeUndefined()
+    expect((await database.writer.selectFrom('maintenance_state').select('mode').executeTakeFirstOrThrow()).mode).toBe('normal')
+    expect(await database.writer.selectFrom('task').select('id').execute()).toEqual([])
+  })
+
+  it('under write load, loses no acknowledged write, half-writes nothing, and recovers by itself: pools, LISTEN, heartbeats', async () => {
+    const load = new WriteLoad({ targets: () => [base], authorization: () => BOSS, writers: 4, docsPerWriter: 5, prefix: 'pgdown' })
+    load.start()
+    onTestFinished(() => load.stop())
+    await load.acknowledged(40)
+    const downAt = Date.now()
+    await server.stop('immediate')
+    onTestFinished(restart)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const upAt = Date.now()
+    await server.start()
+    await load.acknowledged(1, 20_000)
+    const firstAfter = load.attempts.find((a) => a.outcome === 'acked' && a.startedAt >= upAt)!
+    figures.msUntilAWriteWasAcknowledgedAfterRestart = firstAfter.startedAt + firstAfter.ms - upAt
+    await load.acknowledged(40, 20_000)
+
+    // The LISTEN connection is back: a change another instance makes reaches this one at once.
+    await until('the LISTEN connection to be back', async () => (await server.query<{ n: string }>("select count(*) as n from pg_stat_activity where application_name = 'quiesce-listener'", 'quiesce'))[0]!.n === '1', 20_000)
+    const other = new pg.Client({ connectionString: server.url('quiesce') })
+    await other.connect()
+    await other.query("update maintenance_state set reason = 'changed elsewhere', version = version + 1 where id = 1")
+    await other.query("select pg_notify('quiesce_maintenance', 'changed elsewhere')")
+    await other.end()
+    await until('the notified change to be applied', () => app.maintenance.state.reason === 'changed elsewhere', 5000)
+    await until('a heartbeat after the restart', async () => {
+      const row = await database.writer.selectFrom('maintenance_instance').select('heartbeat_at').where('id', '=', 'outage-instance').executeTakeFirst()
+      return row !== undefined && Date.parse(row.heartbeat_at) > upAt
+    })
+
+    await load.stop()
+    const check = await checkWrites(database, load.attempts)
+    const during = load.attempts.filter((a) => a.startedAt >= downAt && a.startedAt + a.ms <= upAt)
+    figures['stop -m immediate, 1.5 s'] = writeFigures(check, Math.max(...during.map((a) => a.ms)))
+    expectNothingLost(check)
+    expect(during.length).toBeGreaterThan(0)
+    for (const attempt of during) {
+      expect(attempt.error, 'every write gets an answer while the database is down').toBeNull()
+      expect(attempt.status).toBe(503)
+      expect(attempt.code).toBe('QUIESCE_STATE_UNAVAILABLE')
+    }
+    await expectCatalogAgrees(database)
+    await expectSearchFinds(base, check)
   })
 })

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { isDatabaseUnavailable } from '../db/errors.js'
 import { authenticate } from './authenticate.js'
 import { isManager, type Principal } from './principal.js'
 import { isSignInRefusal } from './sign-in-limiter.js'
@@ -10,6 +11,8 @@ declare module '../web/view.js' {
 }
 
 interface LoginBody { username?: unknown, password?: unknown, next?: unknown }
+
+const SIGN_IN_UNAVAILABLE = 'Sign-in is unavailable right now: the site\'s database cannot be reached. Please try again in a minute.'
 
 const THIS_SITE = 'http://this-site.invalid'
 
@@ -56,6 +59,12 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
     // A form field given twice arrives as an array: only text is a name or a password.
     const [username, password] = [body.username, body.password].map((value) => typeof value === 'string' ? value : '') as [string, string]
     const next = body.next
+    // Nobody can sign in without the database (sessions live there), the emergency user neither.
+    const unavailable = async (err: unknown) => {
+      request.log.warn({ err }, 'sign-in failed: the database is unavailable')
+      reply.code(503)
+      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: SIGN_IN_UNAVAILABLE })
+    }
     let principal
     try {
       // Limited with HTTP Basic, per address and account and per address (SIGN_IN_LIMITS).
@@ -66,6 +75,7 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
         reply.header('retry-after', err.retryAfter)
         throw err
       }
+      if (isDatabaseUnavailable(err)) return unavailable(err)
       request.log.error({ err }, 'sign-in failed: the users table could not be read')
       reply.code(503)
       return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
@@ -75,7 +85,12 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       reply.code(401)
       return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Wrong user name or password.' })
     }
-    await request.session.regenerate()
+    try {
+      await request.session.regenerate()
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) return unavailable(err)
+      throw err
+    }
     request.session.principal = principal
     request.log.info({ user: principal.name, role: principal.role }, 'signed in')
     return reply.seeOther(afterSignIn(next, principal))

@@ -1,5 +1,6 @@
 import type { Session } from 'fastify'
 import type { Kysely } from 'kysely'
+import { isDatabaseUnavailable } from '../db/errors.js'
 import type { DB } from '../db/schema.js'
 
 type Callback<T = void> = (err?: Error | null, result?: T) => void
@@ -10,9 +11,14 @@ const DEFAULT_LIFETIME_MS = 8 * 60 * 60 * 1000
  * The @fastify/session store over the site's database (SQLite or PostgreSQL alike). Sessions
  * are infrastructure: they are written directly, not through the unit of work, so signing in
  * works in every maintenance mode.
+ *
+ * While the database is unavailable, a save that only extends a session's expiry, or keeps an
+ * anonymous one, is skipped, and so is a second save of a session whose save failed (the error
+ * page that tells the person why would otherwise fail in turn).
  */
 export class DatabaseSessionStore {
   readonly #db: Kysely<DB>
+  readonly #failedSaves = new WeakSet<Session>()
 
   constructor (db: Kysely<DB>) {
     this.#db = db
@@ -30,6 +36,8 @@ export class DatabaseSessionStore {
   }
 
   set (sid: string, session: Session, callback: Callback): void {
+    if (this.#failedSaves.has(session)) return callback(null)
+    const modified = (session as { isModified?: () => boolean }).isModified?.() ?? true
     const expires = session.cookie.expires
     const expiresAt = expires ? new Date(expires).toISOString() : new Date(Date.now() + DEFAULT_LIFETIME_MS).toISOString()
     const data = JSON.stringify(session)
@@ -43,7 +51,12 @@ export class DatabaseSessionStore {
         .onConflict((oc) => oc.column('sid').doUpdateSet({ data, expires_at: expiresAt, principal }))
         .execute()
       : this.#db.updateTable('session').set({ data, expires_at: expiresAt, principal }).where('sid', '=', sid).execute()
-    saved.then(() => callback(null), (err: Error) => callback(err))
+    saved.then(() => callback(null), (err: Error) => {
+      // Only the expiry moved, or nobody is signed in: nothing is lost by not saving now.
+      if (isDatabaseUnavailable(err) && (!modified || principal === null)) return callback(null)
+      this.#failedSaves.add(session)
+      callback(err)
+    })
   }
 
   destroy (sid: string, callback: Callback): void {

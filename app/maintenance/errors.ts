@@ -17,8 +17,9 @@ export const StateConflictError = createError<'QUIESCE_STATE_CONFLICT', 409, [nu
   'QUIESCE_STATE_CONFLICT', 'The maintenance state changed meanwhile: it is at version %d, not %d; look at it again and retry', 409)
 export const InvalidStateChangeError = createError<'QUIESCE_INVALID_STATE_CHANGE', 400, [string]>(
   'QUIESCE_INVALID_STATE_CHANGE', '%s', 400)
-export const StateUnavailableError = createError<'QUIESCE_STATE_UNAVAILABLE', 503, [{ cause: unknown }?]>(
-  'QUIESCE_STATE_UNAVAILABLE', 'The maintenance state cannot be read right now, so nothing can be saved; try again shortly', 503)
+/** The database cannot be used right now (the message says what that means for the request). */
+export const StateUnavailableError = createError<'QUIESCE_STATE_UNAVAILABLE', 503, [string, { cause: unknown }?]>(
+  'QUIESCE_STATE_UNAVAILABLE', '%s', 503)
 
 export const InvalidInputError = createError<'QUIESCE_INVALID_INPUT', 400, [string]>(
   'QUIESCE_INVALID_INPUT', '%s', 400)

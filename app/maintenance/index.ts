@@ -337,7 +337,7 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     try {
       current = await store.readInTransaction(transaction)
     } catch (err) {
-      throw new StateUnavailableError({ cause: err })
+      throw new StateUnavailableError('The maintenance state cannot be read right now, so nothing can be saved; try again shortly', { cause: err })
     }
     apply(current)
     if (!mayWrite(current, identify(unitOfWork.principal))) throw refusal(current)

@@ -1,9 +1,9 @@
 import type { Expression, Kysely, Transaction } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
-import { classifyDatabaseError } from '../db/errors.js'
+import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
 import type { DB } from '../db/schema.js'
 import type { Principal } from '../auth/principal.js'
-import { ConflictError } from '../errors.js'
+import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
 
 /** A write staged by a handler; it runs inside the commit transaction, in staging order. */
 export type StagedWrite = (transaction: Transaction<DB>) => Promise<void>
@@ -213,6 +213,8 @@ export class UnitOfWorkEngine {
     const { writes, afterCommit } = unitOfWork.beginCommit()
     if (writes.length > 0) {
       this.#writesInFlight++
+      // Past this point only the COMMIT is left: a connection lost now leaves the outcome unknown.
+      let committing = false
       const commit = this.#writer.transaction().execute(async (transaction) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
@@ -221,12 +223,14 @@ export class UnitOfWorkEngine {
           actor: unitOfWork.principal?.name ?? null,
           state_version: this.#stamp?.(transaction) ?? null,
         }).execute()
+        committing = true
       })
       this.#commits.add(commit)
       try {
         await commit
       } catch (err) {
         unitOfWork.endCommit(false)
+        if (!(err instanceof StateUnavailableError) && isDatabaseUnavailable(err)) throw databaseUnavailable(err, { committing })
         throw asConflict(err) ?? err
       } finally {
         this.#commits.delete(commit)

@@ -1,8 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { isDatabaseUnavailable } from '../db/errors.js'
 import type { MaintenanceController } from '../maintenance/index.js'
-import { CsrfError, InternalError, InvalidInputError, NotFoundError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js'
+import { CsrfError, databaseUnavailable, InternalError, InvalidInputError, NotFoundError, TooLargeError, UNAVAILABLE_RETRY_AFTER_S, UnsupportedMediaTypeError } from '../errors.js'
 
 declare module './view.js' {
   interface Pages {
@@ -28,7 +29,10 @@ const DETAIL_KEYS = ['fields', 'maintainer', 'state'] as const
 const errorPlugin: FastifyPluginAsync = async function errorPlugin (fastify) {
   fastify.setErrorHandler(async function handleError (error: FastifyError, request, reply) {
     const shown = describeError(error)
-    if (shown.statusCode >= 500 && !isDeliberate(error)) {
+    if (shown.code === UNAVAILABLE) {
+      // One line per refused request, without a stack: an outage answers many of them.
+      request.log.warn({ code: shown.code, cause: describeCause(error) }, 'the database is unavailable')
+    } else if (shown.statusCode >= 500 && !isDeliberate(error)) {
       request.log.error({ err: error }, 'request failed')
     } else if (shown.statusCode >= 500) {
       request.log.info({ code: shown.code }, shown.message)
@@ -41,12 +45,20 @@ const errorPlugin: FastifyPluginAsync = async function errorPlugin (fastify) {
   })
 }
 
+function describeCause (error: Error): string {
+  let cause: unknown = error
+  while ((cause as { cause?: unknown }).cause instanceof Error) cause = (cause as { cause: Error }).cause
+  return (cause as Error).message
+}
+
 export interface ShownError {
   statusCode: number
   code: string
   message: string
   details: Record<string, unknown>
 }
+
+const UNAVAILABLE = 'QUIESCE_STATE_UNAVAILABLE'
 
 function isDeliberate (error: FastifyError): boolean {
   return typeof error.code === 'string' && error.code.startsWith('QUIESCE_')
@@ -68,6 +80,12 @@ export function describeError (error: FastifyError): ShownError {
   if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
     const csrf = new CsrfError()
     return { statusCode: csrf.statusCode, code: csrf.code, message: csrf.message, details: {} }
+  }
+  // A lost or refused connection, a timeout, a full disk: a clear 503, never a 500 or the
+  // driver's message (which names the database server).
+  if (!isDeliberate(error) && isDatabaseUnavailable(error)) {
+    const unavailable = databaseUnavailable(error)
+    return { statusCode: 503, code: unavailable.code, message: unavailable.message, details: {} }
   }
   const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500 && !isDeliberate(error)) {
@@ -111,6 +129,8 @@ function shownAs (error: Error & { code: string, statusCode: number }): ShownErr
 
 async function sendError (request: FastifyRequest, reply: FastifyReply, shown: ShownError) {
   reply.code(shown.statusCode)
+  // Come back soon: this is not maintenance with an expected end.
+  if (shown.code === UNAVAILABLE) reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S)
   const error = httpReason(shown.statusCode)
   if (wantsJson(request)) {
     return { statusCode: shown.statusCode, code: shown.code, error, message: shown.message, ...shown.details }
