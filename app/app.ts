@@ -85,6 +85,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(authPlugin, {
     sessionSecret: ensureSessionSecret(options.config),
     accessFile: options.config.accessFile,
+    servedWithoutDatabase: (request) => request.routeOptions.config.maintenance === 'always-open' || request.url.startsWith('/static/'),
   })
   await app.register(viewPlugin)
   await app.register(errorPlugin)

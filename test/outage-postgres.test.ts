@@ -6,8 +6,8 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../app/app.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { addUser, basicAuth, csrfTokenIn, testConfig } from './helpers/app.js'
-import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, sessionCookieFrom, writeFigures } from './helpers/faults.js'
+import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
+import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, firstEvent, sessionCookieFrom, writeFigures } from './helpers/faults.js'
 import { codeOf, httpRequest, type HttpAnswer, type HttpOptions } from './helpers/http.js'
 import { PostgresServer } from './helpers/postgres-server.js'
 import { deferred, until } from './helpers/tasks.js'
@@ -32,6 +32,7 @@ describe('a PostgreSQL outage', () => {
   let app: FastifyInstance
   let base: string
   let dataDir: string
+  let ann: Browser
 
   beforeAll(async () => {
     server = await PostgresServer.create()
@@ -45,6 +46,7 @@ describe('a PostgreSQL outage', () => {
     app = await buildApp({ config, database, tasks: { pollMs: 100, heartbeatMs: 200 } })
     await app.listen({ host: '127.0.0.1', port: 0 })
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    ann = await signIn(app, 'ann', 'ann-password')
   })
 
   afterAll(async () => {
@@ -122,6 +124,43 @@ describe('a PostgreSQL outage', () => {
     expect(await database.writer.selectFrom('document').select('id').where('slug', '=', 'written-while-down').executeTakeFirst()).toBeUndefined()
     expect((await database.writer.selectFrom('maintenance_state').select('mode').executeTakeFirstOrThrow()).mode).toBe('normal')
     expect(await database.writer.selectFrom('task').select('id').execute()).toEqual([])
+  })
+
+  it('while it is down, signed-in people still get what needs no database, and a form comes back with what they typed', async () => {
+    await server.stop('immediate')
+    onTestFinished(restart)
+    const cookie = { cookie: ann.cookie }
+    expect((await ask('/static/quiesce.css', { headers: cookie })).status).toBe(200)
+    expect((await ask('/api/maintenance', { headers: cookie })).status).toBe(200)
+    const page = await ask('/maintenance', { headers: cookie })
+    expect(page.status).toBe(200)
+    expect(page.body).toContain('The site is open')
+    expect((await ask('/login', { headers: cookie })).status).toBe(200)
+    expect(await firstEvent(`${base}/api/maintenance/events`, ann.cookie)).toContain('"mode":"normal"')
+    for (const url of ['/', '/docs/new', '/manage']) {
+      const answer = await ask(url, { headers: cookie })
+      expect(answer.status, url).toBe(503)
+      expect(answer.body, url).toContain('QUIESCE_STATE_UNAVAILABLE')
+    }
+    const typed = 'Three paragraphs typed while the database was down.'
+    const form = await ask('/docs', {
+      method: 'POST',
+      headers: cookie,
+      body: new URLSearchParams({ _csrf: ann.csrf, slug: 'typed-during-outage', title: 'Typed', body: typed }).toString(),
+    })
+    expect(form.status).toBe(503)
+    expect(form.body).toContain('Not saved')
+    expect(form.body).toContain(typed)
+    const api = await ask('/api/docs/typed-during-outage', { method: 'PUT', headers: { ...cookie, 'x-csrf-token': ann.csrf }, body: { title: 'Typed', body: typed } })
+    expect(api.status).toBe(503)
+    expect(codeOf(api)).toBe('QUIESCE_STATE_UNAVAILABLE')
+
+    // Back: the session made before the outage works as before, and nothing was saved meanwhile.
+    await restart()
+    const signedIn = await httpRequest(`${base}/docs/new`, { headers: cookie })
+    expect(signedIn.status).toBe(200)
+    expect(signedIn.body).toContain('ann')
+    expect(await database.writer.selectFrom('document').select('id').where('slug', '=', 'typed-during-outage').executeTakeFirst()).toBeUndefined()
   })
 
   it('under write load, loses no acknowledged write, half-writes nothing, and recovers by itself: pools, LISTEN, heartbeats', async () => {

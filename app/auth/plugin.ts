@@ -4,7 +4,8 @@ import fastifyCsrfProtection from '@fastify/csrf-protection'
 import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ForbiddenError, UnauthorizedError } from '../errors.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import { databaseUnavailable, ForbiddenError, UnauthorizedError } from '../errors.js'
 import { authenticate, credentialsStamp } from './authenticate.js'
 import { isManager, type Principal } from './principal.js'
 import { DatabaseSessionStore } from './session-store.js'
@@ -35,6 +36,12 @@ declare module 'fastify' {
 export interface AuthPluginOptions {
   sessionSecret: string
   accessFile: string
+  /**
+   * Routes that are served while the database is unavailable (static files, health, the
+   * maintenance state and page, the login page): a reader whose session or Basic credentials
+   * cannot be checked then gets them as a visitor instead of a 503.
+   */
+  servedWithoutDatabase?: (request: FastifyRequest) => boolean
 }
 
 export const SESSION_COOKIE = 'quiesce.sid'
@@ -79,7 +86,17 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   const verifiedBasic = new Map<string, { principal: Principal, stamp: number | null, expires: number }>()
   const stampOf = (name: string) => credentialsStamp(fastify.db.reader, name).catch(() => undefined)
 
+  const servedWithoutDatabase = options.servedWithoutDatabase ?? (() => false)
+  /** Who asks cannot be known now: a visitor where that is enough, else a 503 (unsafe requests with a session get it after their body is read). */
+  function unknownPrincipal (request: FastifyRequest, cause: unknown): void {
+    if (!UNSAFE_METHODS.has(request.method) && !servedWithoutDatabase(request)) throw databaseUnavailable(cause)
+  }
+
   fastify.addHook('onRequest', async function resolvePrincipal (request, reply) {
+    if (request.session.unreadable === true) {
+      unknownPrincipal(request, undefined)
+      return
+    }
     const fromSession = request.session.principal
     if (fromSession !== undefined) {
       request.principal = fromSession
@@ -93,7 +110,9 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
       request.authenticatedBy = 'basic'
     } catch (err) {
       if (isSignInRefusal(err)) reply.header('retry-after', err.retryAfter)
-      throw err
+      if (!isDatabaseUnavailable(err)) throw err
+      if (UNSAFE_METHODS.has(request.method)) throw databaseUnavailable(err)
+      unknownPrincipal(request, err)
     }
   })
 
@@ -127,6 +146,12 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   // borrow; it gets the route's own answer (401 when it needs credentials), not a CSRF error.
   // Forms stay checked even when anonymous: the login form must not accept forged sign-ins.
   fastify.addHook('preValidation', function checkCsrf (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
+    // Whose session this is cannot be known now; refused here, after the body was read, so that a
+    // form comes back with what the person typed.
+    if (UNSAFE_METHODS.has(request.method) && request.session.unreadable === true) {
+      done(databaseUnavailable(undefined))
+      return
+    }
     if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic' ||
       (request.authenticatedBy === null && request.url.startsWith('/api/'))) {
       done()

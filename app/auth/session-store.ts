@@ -7,14 +7,26 @@ type Callback<T = void> = (err?: Error | null, result?: T) => void
 
 const DEFAULT_LIFETIME_MS = 8 * 60 * 60 * 1000
 
+declare module 'fastify' {
+  interface Session {
+    /**
+     * Set on a request whose session could not be read because the database is unavailable: it
+     * is nobody's for this request, and is never written back over the stored one.
+     */
+    unreadable?: true
+  }
+}
+
 /**
  * The @fastify/session store over the site's database (SQLite or PostgreSQL alike). Sessions
  * are infrastructure: they are written directly, not through the unit of work, so signing in
  * works in every maintenance mode.
  *
- * While the database is unavailable, a save that only extends a session's expiry, or keeps an
- * anonymous one, is skipped, and so is a second save of a session whose save failed (the error
- * page that tells the person why would otherwise fail in turn).
+ * While the database is unavailable, a session that cannot be read stands in as an empty,
+ * `unreadable` one (so the cookie is kept, not replaced, and pages that need no database still
+ * work); a save that only extends a session's expiry, or keeps an anonymous one, is skipped, and
+ * so is a second save of a session whose save failed (the error page that tells the person why
+ * would otherwise fail in turn).
  */
 export class DatabaseSessionStore {
   readonly #db: Kysely<DB>
@@ -31,12 +43,15 @@ export class DatabaseSessionStore {
         // @fastify/session restores the plain object (cookie included) into a Session.
         callback(null, JSON.parse(row.data) as Session)
       },
-      (err: Error) => callback(err)
+      (err: Error) => {
+        if (isDatabaseUnavailable(err)) return callback(null, { unreadable: true } as Session)
+        callback(err)
+      }
     )
   }
 
   set (sid: string, session: Session, callback: Callback): void {
-    if (this.#failedSaves.has(session)) return callback(null)
+    if (session.unreadable === true || this.#failedSaves.has(session)) return callback(null)
     const modified = (session as { isModified?: () => boolean }).isModified?.() ?? true
     const expires = session.cookie.expires
     const expiresAt = expires ? new Date(expires).toISOString() : new Date(Date.now() + DEFAULT_LIFETIME_MS).toISOString()
