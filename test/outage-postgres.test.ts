@@ -163,6 +163,28 @@ describe('a PostgreSQL outage', () => {
     expect(await database.writer.selectFrom('document').select('id').where('slug', '=', 'typed-during-outage').executeTakeFirst()).toBeUndefined()
   })
 
+  it('/healthz says unavailable within a few heartbeats, and GET /api/maintenance flags its state as the last one known', async () => {
+    const downAt = Date.now()
+    await server.stop('immediate')
+    onTestFinished(restart)
+    const unhealthy = await until('/healthz to say unavailable', async () => {
+      const answer = await httpRequest(`${base}/healthz`)
+      return answer.status === 503 ? answer : undefined
+    }, 15_000)
+    figures.msUntilHealthzSaidUnavailable = Date.now() - downAt
+    expect(JSON.parse(unhealthy.body)).toEqual({ status: 'unavailable', mode: 'normal', version: 1, instance: 'outage-instance' })
+    const state = await ask('/api/maintenance')
+    expect(JSON.parse(state.body)).toEqual({ mode: 'normal', version: 1, since: expect.any(String), reason: null, until: null, maintainer: null, stale: true, confirmedAt: expect.any(String) })
+    expect(Date.parse(JSON.parse(state.body).confirmedAt)).toBeLessThanOrEqual(downAt + 1000)
+    expect((await ask('/login')).body).toContain('Sign-in is unavailable right now')
+
+    const upAt = Date.now()
+    await restart()
+    figures.msUntilHealthzSaidOkAfterRestart = Date.now() - upAt
+    expect(JSON.parse((await httpRequest(`${base}/api/maintenance`)).body)).not.toHaveProperty('stale')
+    expect((await httpRequest(`${base}/login`)).body).not.toContain('Sign-in is unavailable right now')
+  })
+
   it('under write load, loses no acknowledged write, half-writes nothing, and recovers by itself: pools, LISTEN, heartbeats', async () => {
     const load = new WriteLoad({ targets: () => [base], authorization: () => BOSS, writers: 4, docsPerWriter: 5, prefix: 'pgdown' })
     load.start()

@@ -49,7 +49,9 @@ function nextForForm (next: unknown): string {
 /** Sign-in and sign-out pages; always open, in every maintenance mode. */
 const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
   fastify.get<{ Querystring: { next?: string } }>('/login', { config: { maintenance: 'always-open' } }, async function loginPage (request, reply) {
-    return reply.render('login', { title: 'Sign in', username: '', next: nextForForm(request.query.next), error: null })
+    // Said before anyone types a password: the instance knows from its heartbeats (no query here).
+    const databaseDown = fastify.hasDecorator('maintenance') && !fastify.maintenance.healthy
+    return reply.render('login', { title: 'Sign in', username: '', next: nextForForm(request.query.next), error: databaseDown ? SIGN_IN_UNAVAILABLE : null })
   })
 
   fastify.post<{ Body: LoginBody }>('/login', {
@@ -63,7 +65,7 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
     const unavailable = async (err: unknown) => {
       request.log.warn({ err }, 'sign-in failed: the database is unavailable')
       reply.code(503)
-      return reply.render('login', { title: 'Sign in', username, next: safeNext(next), error: SIGN_IN_UNAVAILABLE })
+      return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: SIGN_IN_UNAVAILABLE })
     }
     let principal
     try {

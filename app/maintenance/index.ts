@@ -59,8 +59,13 @@ export interface MaintenanceController {
   /** This instance's copy of the shared state (the gate's view; commits re-read the database). */
   readonly state: MaintenanceState
   readonly instanceId: string
-  /** False while the state could not be confirmed with the database recently. */
+  /**
+   * False while this instance cannot use its database: its last heartbeat failed, none succeeded
+   * for three intervals, or the state could not be confirmed for 30 s.
+   */
   readonly healthy: boolean
+  /** When this instance last read the state from the database (ISO-8601). */
+  readonly confirmedAt: string
   mayWrite (principal: MaintenancePrincipal | null): boolean
   bypasses (principal: MaintenancePrincipal | null): boolean
   publicState (viewer: MaintenancePrincipal | null): PublicState
@@ -125,6 +130,7 @@ interface TrackedRequest { [kTracked]?: 'request' | 'write' }
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const STALE_AFTER_HEARTBEATS = 3
 const DROP_AFTER_MS = 60_000
+const CONFIRM_WITHIN_MS = 30_000
 
 /**
  * Maintenance mode for a Fastify site: Normal, Concurrent (read-only) and Exclusive, shared by
@@ -146,6 +152,9 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   // Loaded before the instance accepts requests: if the database cannot be read, start fails.
   let state = await store.read()
   confirmedAt = Date.now()
+  // Heartbeats (writes, every heartbeatMs) tell whether the database can be used now.
+  let heartbeatOkAt = confirmedAt
+  let heartbeatFailing = false
 
   function apply (next: MaintenanceState): void {
     confirmedAt = Date.now()
@@ -172,7 +181,11 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   const controller: MaintenanceController = {
     get state () { return state },
     instanceId,
-    get healthy () { return Date.now() - confirmedAt < 30_000 },
+    get healthy () {
+      const now = Date.now()
+      return !heartbeatFailing && now - heartbeatOkAt < heartbeatMs * STALE_AFTER_HEARTBEATS && now - confirmedAt < CONFIRM_WITHIN_MS
+    },
+    get confirmedAt () { return new Date(confirmedAt).toISOString() },
     mayWrite: (principal) => mayWrite(state, principal),
     bypasses: (principal) => bypasses(state, principal),
     publicState: (viewer) => publicState(state, viewer),
@@ -370,8 +383,20 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
   let pendingHeartbeat: NodeJS.Timeout | undefined
   let closing = false
 
-  /** Never rejects: a failed heartbeat is logged and the next one tries again. */
-  async function heartbeat (): Promise<void> {
+  let beating: Promise<void> | undefined
+
+  /**
+   * Never rejects: a failed heartbeat is logged, marks the instance unhealthy, and the next one
+   * tries again; the first to succeed after a failure re-reads the state (it may have changed
+   * meanwhile on an instance that could still reach the database). One at a time: a heartbeat
+   * that hangs on an unresponsive database does not pile up others behind it.
+   */
+  function heartbeat (): Promise<void> {
+    beating ??= beat().finally(() => { beating = undefined })
+    return beating
+  }
+
+  async function beat (): Promise<void> {
     if (closing) return
     const now = new Date()
     try {
@@ -384,8 +409,15 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
         requestsInFlight,
         writesInFlight,
       }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      if (heartbeatFailing) {
+        await refresh()
+        fastify.log.info('the database is reachable again')
+      }
+      heartbeatFailing = false
+      heartbeatOkAt = Date.now()
     } catch (err) {
-      fastify.log.warn({ err }, 'instance heartbeat failed')
+      if (!heartbeatFailing) fastify.log.warn({ err }, 'instance heartbeat failed: the database is unavailable')
+      heartbeatFailing = true
     }
   }
 

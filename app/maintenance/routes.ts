@@ -66,8 +66,11 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     return { status: healthy ? 'ok' : 'unavailable', mode: maintenance.state.mode, version: maintenance.state.version, instance: maintenance.instanceId }
   })
 
+  // Served from this instance's copy, so it answers while the database is unavailable, and then
+  // says that it is the last state known here, and since when.
   fastify.get('/api/maintenance', { config: { maintenance: 'always-open' } }, async function readState (request) {
-    return maintenance.publicState(principalOf(request))
+    const state = maintenance.publicState(principalOf(request))
+    return maintenance.healthy ? state : { ...state, stale: true, confirmedAt: maintenance.confirmedAt }
   })
 
   // Open in every mode so that every attempt meets the rules and the audit log: in exclusive
