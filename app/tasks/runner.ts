@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { toMaintenancePrincipal } from '../auth/principal.js'
 import type { Catalog } from '../content/catalog.js'
 import type { Database } from '../db/database.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
 import type { MaintenanceController } from '../maintenance/index.js'
 import type { UnitOfWorkEngine } from '../unit-of-work/unit-of-work.js'
 import { claimableTaskIds, claimTask, findTask, heartbeatTask, updateTask, type Task, type TaskKind, type TaskUpdate } from './tasks.js'
@@ -54,9 +55,10 @@ export interface TaskRunnerOptions {
 }
 
 /**
- * Runs tasks on this instance: claims queued ones and the ones whose runner died (stale
- * heartbeat), runs them with a heartbeat, and releases them on shutdown so that another
- * instance (or this one after a restart) resumes them from their checkpoint.
+ * Runs tasks on this instance: claims queued ones, the ones whose runner died (stale
+ * heartbeat), and the ones its own name owns but it does not run (its previous process was
+ * killed, or a database outage interrupted them), runs them with a heartbeat, and releases them
+ * on shutdown so that another instance (or this one after a restart) resumes them from their checkpoint.
  */
 export class TaskRunner {
   readonly #env: TaskEnvironment
@@ -101,7 +103,7 @@ export class TaskRunner {
   async #tick (): Promise<void> {
     if (this.#running.size >= this.#concurrency) return
     const staleBefore = new Date(Date.now() - this.#staleAfterMs).toISOString()
-    for (const id of await claimableTaskIds(this.#env.database.writer, staleBefore)) {
+    for (const id of await claimableTaskIds(this.#env.database.writer, staleBefore, this.#env.owner)) {
       if (this.#stopped || this.#running.size >= this.#concurrency) return
       if (this.#running.has(id)) continue
       const task = await claimTask(this.#env.database.writer, id, this.#env.owner, staleBefore)
@@ -144,6 +146,10 @@ export class TaskRunner {
       } else if (abort.signal.aborted) {
         // This instance stops (the task is released and resumed elsewhere) or lost the task.
         log.info({ task: claimed.id, reason: String(abort.signal.reason) }, 'task interrupted')
+      } else if (isDatabaseUnavailable(err)) {
+        // Not the task's fault: it stays ours, and the next look for work once the database is
+        // back takes it up again from its checkpoint.
+        log.warn({ err, task: claimed.id }, 'task interrupted: the database is unavailable')
       } else {
         log.warn({ err, task: claimed.id }, 'task failed')
         await finish({ state: 'failed', error: (err as Error).message })
@@ -196,9 +202,14 @@ export class TaskRunner {
     await this.#ticking
     for (const { abort } of this.#running.values()) abort.abort(new Error('the instance is stopping'))
     await Promise.allSettled([...this.#running.values()].map(({ done }) => done))
-    await this.#env.database.writer.updateTable('task').set({ owner: null })
-      .where('owner', '=', this.#env.owner).where('state', 'in', ['queued', 'running', 'paused', 'cancelling'])
-      .execute()
+    try {
+      await this.#env.database.writer.updateTable('task').set({ owner: null })
+        .where('owner', '=', this.#env.owner).where('state', 'in', ['queued', 'running', 'paused', 'cancelling'])
+        .execute()
+    } catch (err) {
+      // Its heartbeat stops with this instance: another one takes the tasks over when they go stale.
+      this.#env.log.warn({ err }, 'could not release the tasks of this instance')
+    }
   }
 }
 

@@ -108,11 +108,15 @@ export async function claimTask (db: Kysely<DB>, id: number, owner: string, stal
   return findTask(db, id)
 }
 
-/** Tasks that need a runner: unowned, or owned by an instance that stopped heartbeating. */
-export async function claimableTaskIds (db: Kysely<DB>, staleBefore: string): Promise<number[]> {
+/**
+ * Tasks that need a runner: unowned, owned by an instance that stopped heartbeating, or owned by
+ * `owner` itself (the caller skips those it is running). Instance names are unique in a cluster,
+ * so a task that carries this instance's name and does not run here has no runner.
+ */
+export async function claimableTaskIds (db: Kysely<DB>, staleBefore: string, owner: string): Promise<number[]> {
   const rows = await db.selectFrom('task').select('id')
     .where('state', 'in', ACTIVE_STATES)
-    .where((eb) => eb.or([eb('owner', 'is', null), eb('heartbeat_at', '<', staleBefore)]))
+    .where((eb) => eb.or([eb('owner', 'is', null), eb('heartbeat_at', '<', staleBefore), eb('owner', '=', owner)]))
     .orderBy('id')
     .execute()
   return rows.map((row) => row.id)
