@@ -6,8 +6,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../app/app.js'
 import { openDatabase, type Database } from '../app/db/database.js'
+import { openPostgres, POSTGRES_TIMEOUTS, type PostgresTimeouts } from '../app/db/postgres.js'
 import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
-import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, firstEvent, sessionCookieFrom, writeFigures } from './helpers/faults.js'
+import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, firstEvent, sessionCookieFrom, showSetting, writeFigures } from './helpers/faults.js'
 import { codeOf, httpRequest, type HttpAnswer, type HttpOptions } from './helpers/http.js'
 import { switchTo } from './helpers/maintenance.js'
 import { PostgresServer } from './helpers/postgres-server.js'
@@ -17,7 +18,12 @@ import { checkWrites, WriteLoad } from './helpers/write-load.js'
 const BOSS = basicAuth('boss', 'boss-password')
 const DEPUTY = basicAuth('deputy', 'deputy-password')
 
-/** No answer may take longer while the database is down. */
+/**
+ * The defaults (POSTGRES_TIMEOUTS) shortened, so that a server that stops answering is given up
+ * on in seconds here; the last test checks that the defaults themselves are what sessions get.
+ */
+const TIMEOUTS: Partial<PostgresTimeouts> = { connectMs: 1000, statementMs: 1500, queryMs: 2500, idleInTransactionMs: 2000 }
+/** No answer may take longer while the database is down or hung (the bound is about connectMs + queryMs). */
 const BOUND_MS = 10_000
 const NO_LEAK = /ECONNREFUSED|Connection terminated|127\.0\.0\.1:\d|\bat .*\.(js|ts):\d/
 
@@ -40,7 +46,7 @@ describe('a PostgreSQL outage', () => {
     const url = await server.createDatabase('quiesce')
     dataDir = mkdtempSync(path.join(tmpdir(), 'quiesce-outage-'))
     const config = testConfig({ url: { kind: 'postgres', url }, dataDir, drop: async () => {} }, { instanceId: 'outage-instance' })
-    database = await openDatabase(config.database)
+    database = await openDatabase(config.database, { timeouts: TIMEOUTS })
     await addUser(database, 'boss', 'manager')
     await addUser(database, 'deputy', 'manager')
     await addUser(database, 'ann', 'member')
@@ -249,5 +255,109 @@ describe('a PostgreSQL outage', () => {
     }
     await expectCatalogAgrees(database)
     await expectSearchFinds(base, check)
+  })
+
+  it('gives up on a server that stops answering (frozen) within its timeouts, and recovers when it answers again', async () => {
+    const load = new WriteLoad({ targets: () => [base], authorization: () => BOSS, writers: 4, docsPerWriter: 5, prefix: 'pgfrozen' })
+    load.start()
+    onTestFinished(() => load.stop())
+    await load.acknowledged(40)
+    const frozenAt = Date.now()
+    server.freeze()
+    onTestFinished(() => server.thaw())
+    // More requests than the pools have connections: some wait for a connection, the others for a server that does not answer.
+    const timed = async (url: string, options: HttpOptions = {}) => ({ url, answer: await httpRequest(`${base}${url}`, options) })
+    const asked = await Promise.all([
+      ...Array.from({ length: 12 }, (_, i) => timed(`/api/docs/pgfrozen-w0-${i % 5}`)),
+      ...Array.from({ length: 6 }, () => timed('/')),
+      ...Array.from({ length: 6 }, (_, i) => timed(`/api/docs/pgfrozen-extra-${i}`, { method: 'PUT', headers: { authorization: BOSS }, body: { title: 'never', body: 'saved' } })),
+      timed('/api/maintenance'),
+      timed('/static/quiesce.css'),
+    ])
+    for (const { url, answer } of asked) {
+      expect(answer.body, url).not.toMatch(NO_LEAK)
+      if (url === '/api/maintenance' || url === '/static/quiesce.css') {
+        expect(answer.status, url).toBe(200)
+      } else {
+        expect(answer.status, url).toBe(503)
+        expect(answer.body, url).toContain('QUIESCE_STATE_UNAVAILABLE')
+      }
+    }
+    await until('/healthz to say unavailable', async () => (await httpRequest(`${base}/healthz`)).status === 503, 15_000)
+    figures.msUntilHealthzSaidUnavailableFrozen = Date.now() - frozenAt
+    const thawedAt = Date.now()
+    server.thaw()
+    await until('/healthz to say ok', async () => (await httpRequest(`${base}/healthz`)).status === 200, 20_000)
+    figures.msUntilHealthzSaidOkAfterThaw = Date.now() - thawedAt
+    await load.acknowledged(20, 20_000)
+    await load.stop()
+
+    const check = await checkWrites(database, load.attempts)
+    const during = load.attempts.filter((a) => a.startedAt >= frozenAt && a.startedAt < thawedAt)
+    const longest = Math.max(...asked.map((a) => a.answer.ms), ...during.map((a) => a.ms))
+    figures['frozen (SIGSTOP)'] = writeFigures(check, longest)
+    expectNothingLost(check)
+    for (const attempt of during) expect(attempt.error, 'every write gets an answer while the server is frozen').toBeNull()
+    expect(longest).toBeLessThan(BOUND_MS)
+    expect(await database.writer.selectFrom('document').select('id').where('slug', 'like', 'pgfrozen-extra-%').execute()).toEqual([])
+    await expectCatalogAgrees(database)
+  })
+
+  it('ends a statement that waits too long (statement_timeout): a commit behind a locked state row gets a 503, not a hang', async () => {
+    const holder = new pg.Client({ connectionString: server.url('quiesce') })
+    await holder.connect()
+    try {
+      await holder.query('begin')
+      await holder.query('select * from maintenance_state where id = 1 for update')
+      const answer = await httpRequest(`${base}/api/docs/locked-out`, { method: 'PUT', headers: { authorization: BOSS }, body: { title: 't', body: 'b' } })
+      expect(answer.status).toBe(503)
+      expect(codeOf(answer)).toBe('QUIESCE_STATE_UNAVAILABLE')
+      expect(answer.ms).toBeGreaterThanOrEqual(TIMEOUTS.statementMs! - 100)
+      expect(answer.ms).toBeLessThan(BOUND_MS)
+    } finally {
+      await holder.query('rollback')
+      await holder.end()
+    }
+    expect(await database.writer.selectFrom('document').select('id').where('slug', '=', 'locked-out').executeTakeFirst()).toBeUndefined()
+  })
+
+  it('ends a transaction a stuck commit leaves open (idle_in_transaction_session_timeout), so state changes are not blocked for long', async () => {
+    // A commit stopped half-way with the state row share-locked, as an instance frozen or cut off mid-commit leaves it.
+    const stuck = deferred()
+    const commit = app.unitOfWork.run({ name: 'boss', role: 'manager' }, async (unitOfWork) => {
+      unitOfWork.stage(async () => { await stuck.promise })
+    }).then(() => undefined, (err: unknown) => err as { code?: string })
+    await until('the commit to hold the state row', async () => (await server.query<{ n: string }>("select count(*) as n from pg_stat_activity where state = 'idle in transaction' and application_name = 'quiesce'", 'quiesce'))[0]!.n === '1')
+    // A state change waits for it (FOR UPDATE after its FOR SHARE): each attempt gives up after
+    // the statement timeout with a 503, until the server ends the idle transaction.
+    const started = Date.now()
+    let refused = 0
+    for (;;) {
+      const changed = await httpRequest(`${base}/api/maintenance`, { method: 'PUT', headers: { authorization: BOSS }, body: { mode: 'concurrent', reason: 'after the stuck commit', expectedVersion: app.maintenance.state.version } })
+      if (changed.status === 200) break
+      expect(changed.status, changed.body).toBe(503)
+      expect(codeOf(changed)).toBe('QUIESCE_STATE_UNAVAILABLE')
+      refused++
+      expect(Date.now() - started, 'the stuck transaction is ended within its timeout').toBeLessThan(BOUND_MS)
+    }
+    expect(refused).toBeGreaterThan(0)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUTS.idleInTransactionMs! - 200)
+    stuck.resolve()
+    expect(await commit).toMatchObject({ code: 'QUIESCE_STATE_UNAVAILABLE' })
+    await switchTo(app, BOSS, 'normal')
+  })
+
+  it('gives both pools the documented timeouts by default', async () => {
+    const handles = openPostgres(server.url('quiesce'), () => {})
+    try {
+      expect(handles.writePool.options).toMatchObject({ connectionTimeoutMillis: POSTGRES_TIMEOUTS.connectMs, idleTimeoutMillis: POSTGRES_TIMEOUTS.idleMs, query_timeout: POSTGRES_TIMEOUTS.queryMs })
+      expect(await showSetting(handles.writer, 'statement_timeout')).toBe(`${POSTGRES_TIMEOUTS.statementMs / 1000}s`)
+      expect(await showSetting(handles.writer, 'idle_in_transaction_session_timeout')).toBe(`${POSTGRES_TIMEOUTS.idleInTransactionMs / 1000}s`)
+      expect(await showSetting(handles.reader, 'statement_timeout')).toBe(`${POSTGRES_TIMEOUTS.statementMs / 1000}s`)
+      expect(await showSetting(handles.reader, 'default_transaction_read_only')).toBe('on')
+    } finally {
+      await handles.reader.destroy()
+      await handles.writer.destroy()
+    }
   })
 })

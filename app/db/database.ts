@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DatabaseUrl } from '../config.js'
 import { migrateToLatest } from './migrate.js'
-import { openPostgres } from './postgres.js'
+import { openPostgres, POSTGRES_TIMEOUTS, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
 import type { DB } from './schema.js'
 import { openSqlite } from './sqlite.js'
 
@@ -28,6 +28,8 @@ export interface Database {
 export interface OpenDatabaseOptions {
   /** Called when an idle pooled PostgreSQL connection fails (the pool replaces it). */
   onIdleError?: (err: Error) => void
+  /** PostgreSQL only: the documented defaults ({@link POSTGRES_TIMEOUTS}) unless tests shorten them. */
+  timeouts?: Partial<PostgresTimeouts>
 }
 
 /** Opens the database and brings its schema up to date before anything reads from it. */
@@ -52,13 +54,14 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
       },
     }
   }
-  const handles = openPostgres(url.url, options.onIdleError ?? (() => {}))
+  const timeouts = { ...POSTGRES_TIMEOUTS, ...options.timeouts }
+  const handles = openPostgres(url.url, options.onIdleError ?? (() => {}), timeouts)
   const destroy = async () => {
     await handles.reader.destroy()
     await handles.writer.destroy()
   }
   try {
-    await migrateToLatest(handles.writer)
+    await withMigrationConnection(url.url, migrateToLatest, timeouts)
   } catch (err) {
     await destroy()
     throw err

@@ -8,15 +8,62 @@ export interface PostgresHandles {
   writePool: pg.Pool
 }
 
-export function openPostgres (url: string, onIdleError: (err: Error) => void, poolSize = 10): PostgresHandles {
-  const writePool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'quiesce' })
-  // Requests read through sessions whose transactions are read-only by default, so a handler
-  // that bypasses the unit of work with raw SQL gets `25006 read_only_sql_transaction`.
-  const readPool = new pg.Pool({
+/**
+ * How long the site waits for PostgreSQL, so that no request hangs when the server is down, hung
+ * or cut off: a request gets `503 QUIESCE_STATE_UNAVAILABLE` within about `connectMs + queryMs`.
+ * Healthy answers take milliseconds; each bound is far above what the site's own statements need
+ * (a reindex batch, an export page, a commit), and below what a person waits before giving up.
+ */
+export interface PostgresTimeouts {
+  /** Opening a connection, and waiting for a free one when the pool is busy (pg-pool `connectionTimeoutMillis`). */
+  connectMs: number
+  /** `statement_timeout`: the server cancels a statement, lock waits included, that runs longer. */
+  statementMs: number
+  /**
+   * Our own wait for an answer (`query_timeout`), a little longer than `statementMs`: it ends the
+   * wait on a server that no longer answers at all (frozen, partitioned), where no server-side
+   * timeout can fire. The connection is then discarded.
+   */
+  queryMs: number
+  /**
+   * `idle_in_transaction_session_timeout` on the writer: a transaction left open by an instance
+   * that stopped (frozen, cut off) is ended by the server, so its locks (the maintenance state
+   * row) do not block every state change until TCP notices, hours later.
+   */
+  idleInTransactionMs: number
+  /** A pooled connection unused this long is closed (pg-pool `idleTimeoutMillis`). */
+  idleMs: number
+}
+
+export const POSTGRES_TIMEOUTS: PostgresTimeouts = {
+  connectMs: 5000,
+  statementMs: 10_000,
+  queryMs: 12_000,
+  idleInTransactionMs: 30_000,
+  idleMs: 10_000,
+}
+
+export function openPostgres (url: string, onIdleError: (err: Error) => void, timeouts: PostgresTimeouts = POSTGRES_TIMEOUTS, poolSize = 10): PostgresHandles {
+  const common = {
     connectionString: url,
     max: poolSize,
+    connectionTimeoutMillis: timeouts.connectMs,
+    idleTimeoutMillis: timeouts.idleMs,
+    query_timeout: timeouts.queryMs,
+    keepAlive: true,
+  }
+  const writePool = new pg.Pool({
+    ...common,
+    application_name: 'quiesce',
+    options: `-c statement_timeout=${timeouts.statementMs} -c idle_in_transaction_session_timeout=${timeouts.idleInTransactionMs}`,
+  })
+  // Requests read through sessions whose transactions are read-only by default, so a handler
+  // that bypasses the unit of work with raw SQL gets `25006 read_only_sql_transaction`. (No idle
+  // transaction timeout here: an export's snapshot waits on its output, and holds no row locks.)
+  const readPool = new pg.Pool({
+    ...common,
     application_name: 'quiesce-reader',
-    options: '-c default_transaction_read_only=on',
+    options: `-c default_transaction_read_only=on -c statement_timeout=${timeouts.statementMs}`,
   })
   for (const pool of [writePool, readPool]) {
     // An idle client that loses its connection emits 'error'; without a listener the process dies.
@@ -26,6 +73,22 @@ export function openPostgres (url: string, onIdleError: (err: Error) => void, po
     writer: new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(writePool) }) }),
     reader: new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(readPool) }) }),
     writePool,
+  }
+}
+
+/**
+ * Runs `work` (the migrations) on a connection of its own, without the statement, query and
+ * idle-transaction timeouts: a migration may wait for another process's migration lock, and may
+ * rebuild a large table; neither is a request that someone waits for.
+ */
+export async function withMigrationConnection<T> (url: string, work: (db: Kysely<DB>) => Promise<T>, timeouts: PostgresTimeouts = POSTGRES_TIMEOUTS): Promise<T> {
+  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: timeouts.connectMs, keepAlive: true, application_name: 'quiesce-migrate' })
+  pool.on('error', () => {})
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    return await work(db)
+  } finally {
+    await db.destroy()
   }
 }
 

@@ -15,18 +15,23 @@ export interface ChangeSignal {
 export interface PostgresSignalOptions {
   connectionString: string
   log: FastifyBaseLogger
-  /** A re-read this often even without notifications, in case one was missed. */
+  /** A re-read this often even without notifications, in case one was missed; the connection is checked as often. */
   keepAliveMs?: number
+  /** How long connecting, and each check of the connection, may take before it is replaced (default 5000 ms). */
+  timeoutMs?: number
   channel?: string
 }
 
 /**
  * PostgreSQL LISTEN/NOTIFY on a dedicated connection, which reconnects with backoff; every
- * (re)connect signals too, since notifications sent while disconnected are lost.
+ * (re)connect signals too, since notifications sent while disconnected are lost. A connection
+ * that a server cut off without a word (hung, partitioned) would wait for notifications forever,
+ * so each keep-alive tick also checks it with a bounded `select 1`.
  */
 export function postgresNotifications (options: PostgresSignalOptions): ChangeSignal {
   const channel = options.channel ?? NOTIFY_CHANNEL
   const keepAliveMs = options.keepAliveMs ?? 10_000
+  const timeoutMs = options.timeoutMs ?? 5000
   let client: pg.Client | undefined
   let stopped = false
   let keepAlive: NodeJS.Timeout | undefined
@@ -34,7 +39,7 @@ export function postgresNotifications (options: PostgresSignalOptions): ChangeSi
   let backoffMs = 250
 
   async function connect (onSignal: () => void): Promise<void> {
-    const next = new pg.Client({ connectionString: options.connectionString, application_name: 'quiesce-listener' })
+    const next = new pg.Client({ connectionString: options.connectionString, application_name: 'quiesce-listener', connectionTimeoutMillis: timeoutMs, keepAlive: true })
     next.on('notification', (message) => {
       if (message.channel === channel) onSignal()
     })
@@ -68,10 +73,24 @@ export function postgresNotifications (options: PostgresSignalOptions): ChangeSi
     reconnectTimer.unref()
   }
 
+  function check (onSignal: () => void): void {
+    const current = client
+    if (current === undefined || reconnectTimer !== undefined) return
+    // node-postgres takes a per-query `query_timeout`; its types do not list it.
+    current.query({ text: 'select 1', query_timeout: timeoutMs } as pg.QueryConfig).catch((err: unknown) => {
+      if (client !== current) return
+      options.log.warn({ err }, 'maintenance listener connection does not answer; reconnecting')
+      scheduleReconnect(onSignal)
+    })
+  }
+
   return {
     async start (onSignal) {
       await connect(onSignal)
-      keepAlive = setInterval(onSignal, keepAliveMs)
+      keepAlive = setInterval(() => {
+        onSignal()
+        check(onSignal)
+      }, keepAliveMs)
       keepAlive.unref()
     },
     async stop () {
