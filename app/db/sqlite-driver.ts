@@ -86,6 +86,10 @@ class BetterSqliteDriver implements Driver {
   }
 
   async rollbackTransaction (connection: DatabaseConnection): Promise<void> {
+    // SQLite rolls back by itself after some errors (a full disk, an I/O error, a COMMIT that
+    // failed so): a ROLLBACK then fails with "no transaction is active" and would replace the
+    // error that says what happened.
+    if (!this.#database!.inTransaction) return
     await connection.executeQuery(CompiledQuery.raw('rollback'))
   }
 
