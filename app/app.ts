@@ -86,6 +86,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     sessionSecret: ensureSessionSecret(options.config),
     accessFile: options.config.accessFile,
     servedWithoutDatabase: (request) => request.routeOptions.config.maintenance === 'always-open' || request.url.startsWith('/static/'),
+    databaseAvailable: () => !app.hasDecorator('maintenance') || app.maintenance.healthy,
   })
   await app.register(viewPlugin)
   await app.register(errorPlugin)

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { buildApp } from '../app/app.js'
 import { seedDocuments } from '../app/content/seed.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { addUser, basicAuth, signIn, testConfig, type Browser } from './helpers/app.js'
-import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, writeFigures } from './helpers/faults.js'
+import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
+import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, sessionCookieFrom, writeFigures } from './helpers/faults.js'
 import { codeOf, httpRequest } from './helpers/http.js'
 import { BatchWatch, taskRow, until } from './helpers/tasks.js'
 import { checkWrites, WriteLoad } from './helpers/write-load.js'
@@ -108,7 +108,7 @@ describe('a full disk under SQLite', () => {
 
     await until('/healthz to say unavailable', async () => (await httpRequest(`${base}/healthz`)).status === 503, 15_000)
     figures.msUntilHealthzSaidUnavailable = Date.now() - fullAt
-    // Writes: a clear 503, the form with what was typed.
+    // Writes: a clear 503, the form with what was typed, sign-in explains itself.
     const put = await httpRequest(`${base}/api/docs/full-extra`, { method: 'PUT', headers: { authorization: ANN }, body: { title: 'no room', body: 'for this' } })
     expect(put.status).toBe(503)
     expect(JSON.parse(put.body)).toEqual({ statusCode: 503, code: 'QUIESCE_STATE_UNAVAILABLE', error: 'Service Unavailable', message: expect.stringContaining('nothing was saved') })
@@ -124,6 +124,13 @@ describe('a full disk under SQLite', () => {
     const loginPage = await httpRequest(`${base}/login`)
     expect(loginPage.status).toBe(200)
     expect(loginPage.body).toContain('Sign-in is unavailable right now')
+    const signInNow = await httpRequest(`${base}/login`, {
+      method: 'POST',
+      headers: { cookie: sessionCookieFrom(loginPage.headers) },
+      body: new URLSearchParams({ _csrf: csrfTokenIn(loginPage.body), username: 'boss', password: 'boss-password' }).toString(),
+    })
+    expect(signInNow.status).toBe(503)
+    expect(signInNow.body).toContain('QUIESCE_STATE_UNAVAILABLE')
     const change = await httpRequest(`${base}/api/maintenance`, { method: 'PUT', headers: { authorization: BOSS }, body: { mode: 'concurrent', expectedVersion: 1 } })
     expect(change.status).toBe(503)
     expect(codeOf(change)).toBe('QUIESCE_STATE_UNAVAILABLE')

@@ -42,6 +42,8 @@ export interface AuthPluginOptions {
    * cannot be checked then gets them as a visitor instead of a 503.
    */
   servedWithoutDatabase?: (request: FastifyRequest) => boolean
+  /** Whether the database can be used now (no query: the instance's own view, from its heartbeats). */
+  databaseAvailable?: () => boolean
 }
 
 export const SESSION_COOKIE = 'quiesce.sid'
@@ -87,6 +89,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   const stampOf = (name: string) => credentialsStamp(fastify.db.reader, name).catch(() => undefined)
 
   const servedWithoutDatabase = options.servedWithoutDatabase ?? (() => false)
+  const databaseAvailable = options.databaseAvailable ?? (() => true)
   /** Who asks cannot be known now: a visitor where that is enough, else a 503 (unsafe requests with a session get it after their body is read). */
   function unknownPrincipal (request: FastifyRequest, cause: unknown): void {
     if (!UNSAFE_METHODS.has(request.method) && !servedWithoutDatabase(request)) throw databaseUnavailable(cause)
@@ -155,6 +158,12 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic' ||
       (request.authenticatedBy === null && request.url.startsWith('/api/'))) {
       done()
+      return
+    }
+    // A form whose session never got its secret saved, because the database is unavailable, is
+    // told so rather than that it expired (reloading would not help).
+    if ((request.session as { _csrf?: string })._csrf === undefined && !databaseAvailable()) {
+      done(databaseUnavailable(undefined))
       return
     }
     fastify.csrfProtection(request, reply, done)
