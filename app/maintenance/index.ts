@@ -80,7 +80,8 @@ export interface MaintenanceController {
   log (limit: number, beforeId?: number, filter?: LogFilter): Promise<LogEntry[]>
   countLog (filter?: LogFilter): Promise<number>
   logActors (): Promise<string[]>
-  instances (): Promise<InstanceView[]>
+  /** The registered instances; `asking`, the request that asks, is not counted among this instance's requests in flight. */
+  instances (asking?: FastifyRequest): Promise<InstanceView[]>
   /** Called with the new state whenever this instance applies a change. */
   subscribe (listener: (state: MaintenanceState) => void): () => void
   /** Counts work outside HTTP requests (a task's batch) as a write in flight until `done()`. */
@@ -201,13 +202,21 @@ const maintenancePlugin: FastifyPluginAsync<MaintenancePluginOptions> = async fu
     log: (limit, beforeId, filter) => store.log(limit, beforeId, filter),
     countLog: (filter) => store.countLog(filter),
     logActors: () => store.logActors(),
-    async instances () {
+    async instances (asking) {
       const now = Date.now()
       // This instance's own row as it is now, not as of its last heartbeat (up to a beat old):
-      // right after a switch the control panel should not call its own instance behind.
+      // right after a switch the control panel should not call its own instance behind. The
+      // request that asks is not one of the requests it reports.
+      const self = asking === undefined ? undefined : (asking as TrackedRequest)[kTracked]
       return (await store.instances()).map((stored) => {
         const record = stored.id === instanceId && !closing
-          ? { ...stored, heartbeatAt: new Date(now).toISOString(), stateVersion: state.version, requestsInFlight, writesInFlight }
+          ? {
+              ...stored,
+              heartbeatAt: new Date(now).toISOString(),
+              stateVersion: state.version,
+              requestsInFlight: requestsInFlight - (self === undefined ? 0 : 1),
+              writesInFlight: writesInFlight - (self === 'write' ? 1 : 0),
+            }
           : stored
         return {
           ...record,

@@ -70,7 +70,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     const maintenance = fastify.maintenance
     const [state, instances, recent, windows] = await Promise.all([
       maintenance.refresh(),
-      maintenance.instances(),
+      maintenance.instances(request),
       maintenance.log(8),
       maintenance.windows(),
     ])
