@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -27,6 +27,7 @@ const ANN = basicAuth('ann', 'ann-password')
  */
 describe('a full disk under SQLite', () => {
   let mount: string
+  let watchdog: ChildProcess | undefined
   let file: string
   let database: Database
   let app: FastifyInstance
@@ -38,6 +39,9 @@ describe('a full disk under SQLite', () => {
   beforeAll(async () => {
     mount = mkdtempSync(path.join(tmpdir(), 'quiesce-full-disk-'))
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=0700', 'quiesce-full-disk', mount])
+    // Unmounted also if this process is killed (vitest ends a worker whose test hangs without its hooks).
+    watchdog = spawn('sh', ['-c', `while [ -d /proc/${process.pid} ]; do sleep 2; done; umount -l "$1"; rm -rf "$1"`, 'watchdog', mount], { detached: true, stdio: 'ignore' })
+    watchdog.unref()
     const dataDir = path.join(mount, 'data')
     file = path.join(dataDir, 'quiesce.sqlite')
     const config = testConfig({ url: { kind: 'sqlite', file }, dataDir, drop: async () => {} }, { instanceId: 'full-disk' })
@@ -57,6 +61,7 @@ describe('a full disk under SQLite', () => {
     if (mount !== undefined) {
       execFileSync('umount', ['-l', mount])
       rmSync(mount, { recursive: true, force: true })
+      watchdog?.kill()
     }
     console.info('SQLite full disk figures', figures)
   })

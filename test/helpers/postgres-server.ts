@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -10,7 +10,8 @@ import pg from 'pg'
  * 5432: stopping it (`-m immediate`, a crash as far as clients can tell), restarting it, freezing
  * it. Built with the machine's binaries in a temp dir on a free port, run as the `postgres` OS user
  * when the tests run as root (PostgreSQL refuses to run as root), and removed afterwards, also when
- * the test process exits early.
+ * the test process exits early, and by a watchdog process when it is killed (vitest ends a worker
+ * whose test hangs without running its exit handlers).
  *
  * A server is a data directory plus a port, so a hot standby is one more PostgresServer over a
  * directory that `pg_basebackup -R` filled from this one (`configure` then sets its port and, say,
@@ -24,6 +25,7 @@ export class PostgresServer {
   readonly #logFile: string
   #running = false
   #frozen: number[] = []
+  #watchdog: ChildProcess | undefined
 
   private constructor (root: string, port: number, bin: string) {
     this.root = root
@@ -32,6 +34,13 @@ export class PostgresServer {
     this.#bin = bin
     this.#logFile = path.join(root, 'server.log')
     live.add(this)
+  }
+
+  /** A detached shell that stops the server and removes its directory once this process is gone. */
+  #watch (): void {
+    const script = `while [ -d /proc/${process.pid} ]; do sleep 2; done; "$1/pg_ctl" -D "$2" -m immediate stop >/dev/null 2>&1; rm -rf "$3"`
+    this.#watchdog = spawn('sh', ['-c', script, 'watchdog', this.#bin, this.dataDir, this.root], { detached: true, stdio: 'ignore', ...asPostgres() })
+    this.#watchdog.unref()
   }
 
   /** initdb in a new temp dir, then start on a free port. `settings` go into postgresql.conf. */
@@ -43,6 +52,7 @@ export class PostgresServer {
       mkdirSync(server.dataDir, { mode: 0o700 })
       handOver(root)
       handOver(server.dataDir)
+      server.#watch()
       await server.#run('initdb', ['-D', server.dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'])
       server.configure({
         listen_addresses: '127.0.0.1',
@@ -147,6 +157,7 @@ export class PostgresServer {
   /** Stops the server if it runs and removes its directory. */
   async destroy (): Promise<void> {
     live.delete(this)
+    this.#watchdog?.kill()
     try {
       if (this.#running) await this.stop()
     } finally {
