@@ -14,8 +14,10 @@ import pg from 'pg'
  * whose test hangs without running its exit handlers).
  *
  * A server is a data directory plus a port, so a hot standby is one more PostgresServer over a
- * directory that `pg_basebackup -R` filled from this one (`configure` then sets its port and, say,
- * `recovery_min_apply_delay`); initdb's trust rules already admit replication from 127.0.0.1.
+ * directory that `pg_basebackup -R` filled from this one ({@link createStandby}); initdb's trust
+ * rules already admit replication from 127.0.0.1. Lag is injected deterministically with
+ * `recovery_min_apply_delay` ({@link setApplyDelay}): the standby applies each commit that long
+ * after the primary made it (same machine, same clock).
  */
 export class PostgresServer {
   readonly root: string
@@ -23,16 +25,19 @@ export class PostgresServer {
   readonly port: number
   readonly #bin: string
   readonly #logFile: string
+  /** Set on a standby: the server it streams from. */
+  readonly primary: PostgresServer | undefined
   #running = false
   #frozen: number[] = []
   #watchdog: ChildProcess | undefined
 
-  private constructor (root: string, port: number, bin: string) {
+  private constructor (root: string, port: number, bin: string, primary?: PostgresServer) {
     this.root = root
     this.dataDir = path.join(root, 'data')
     this.port = port
     this.#bin = bin
     this.#logFile = path.join(root, 'server.log')
+    this.primary = primary
     live.add(this)
   }
 
@@ -69,6 +74,81 @@ export class PostgresServer {
     } catch (err) {
       await server.destroy()
       throw err
+    }
+  }
+
+  /**
+   * A hot standby of this server: `pg_basebackup -R` (with a replication slot of its own, so the
+   * primary keeps the WAL it has not received while it is stopped) into a new temp dir, started
+   * on a free port; it is read-only until {@link promote}d. `settings` go into its
+   * postgresql.conf, e.g. `{ recovery_min_apply_delay: '500ms' }`. Resolves once it accepts
+   * connections and has replayed everything the primary had committed.
+   */
+  async createStandby (settings: Settings = {}): Promise<PostgresServer> {
+    if (!this.#running) throw new Error('the primary must run to take a base backup of it')
+    const root = mkdtempSync(path.join(tmpdir(), 'quiesce-pg-standby-'))
+    const standby = new PostgresServer(root, await freePort(), this.#bin, this)
+    try {
+      handOver(root)
+      standby.#watch()
+      const slot = `standby_${standby.port}`
+      await standby.#run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-D', standby.dataDir,
+        '-R', '-X', 'stream', '-C', '-S', slot, '--checkpoint=fast', '--no-sync'])
+      standby.configure({ hot_standby: true, ...settings })
+      await standby.start()
+      await standby.caughtUp()
+      return standby
+    } catch (err) {
+      await standby.destroy()
+      throw err
+    }
+  }
+
+  /**
+   * Sets `recovery_min_apply_delay` on a standby and reloads it (the setting needs no restart).
+   * The delay holds back commits that arrive from now on.
+   */
+  async setApplyDelay (ms: number): Promise<void> {
+    this.configure({ recovery_min_apply_delay: `${ms}ms` })
+    await this.query('select pg_reload_conf()')
+    const deadline = Date.now() + 10_000
+    while ((await this.query<{ setting: string }>("select setting from pg_settings where name = 'recovery_min_apply_delay'"))[0]?.setting !== String(ms)) {
+      if (Date.now() > deadline) throw new Error(`recovery_min_apply_delay did not become ${ms} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
+  /** Whether the server is a standby in recovery now. */
+  async inRecovery (): Promise<boolean> {
+    return (await this.query<{ recovery: boolean }>('select pg_is_in_recovery() as recovery'))[0]!.recovery
+  }
+
+  /** Promotes a standby to a primary of its own (`pg_promote()`, which waits until it is done). */
+  async promote (): Promise<void> {
+    const [row] = await this.query<{ promoted: boolean }>('select pg_promote(true, 60) as promoted')
+    if (row?.promoted !== true) throw new Error(`the standby was not promoted:\n${this.log().slice(-2000)}`)
+  }
+
+  /**
+   * On a standby: waits until it has replayed everything its primary has flushed so far (the
+   * apply delay, if any, included). The flush position, not the insert position: right after a
+   * segment switch the insert position points past the new segment's header, where no record
+   * ends, so a standby that replayed everything would not reach it until the next record.
+   */
+  async caughtUp (timeoutMs = 30_000): Promise<void> {
+    if (this.primary === undefined) throw new Error('caughtUp is for a standby')
+    const [target] = await this.primary.query<{ lsn: string }>('select pg_current_wal_flush_lsn()::text as lsn')
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        const [row] = await this.query<{ done: boolean }>(`select coalesce(pg_last_wal_replay_lsn() >= '${target!.lsn}'::pg_lsn, false) as done`)
+        if (row?.done === true) return
+      } catch (err) {
+        // Still starting up (57P03): it does not accept connections until it is consistent.
+        if ((err as { code?: string }).code !== '57P03' && (err as { code?: string }).code !== 'ECONNREFUSED') throw err
+      }
+      if (Date.now() > deadline) throw new Error(`the standby did not replay up to ${target!.lsn} within ${timeoutMs} ms:\n${this.log().slice(-2000)}`)
+      await new Promise((resolve) => setTimeout(resolve, 25))
     }
   }
 
@@ -162,6 +242,10 @@ export class PostgresServer {
       if (this.#running) await this.stop()
     } finally {
       rmSync(this.root, { recursive: true, force: true })
+    }
+    // A standby's slot would keep the primary's WAL for ever.
+    if (this.primary?.running === true) {
+      await this.primary.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'standby_${this.port}'`).catch(() => {})
     }
   }
 
