@@ -715,7 +715,13 @@ describe.each(DATABASE_KINDS)('the authorization matrix on %s', (kind) => {
   let fixtures: Fixtures
 
   async function asEmergencyUser (method: 'PUT' | 'POST', url: string, payload: Record<string, unknown>): Promise<LightMyRequestResponse> {
-    const response = await site.app.inject({ method, url, headers: { authorization: basicOf('emergency') }, payload })
+    // The API by HTTP Basic; forms by the emergency user's browser session and its CSRF token
+    // (Basic credentials alone carry no authority to a form).
+    const emergency = browsers.get('emergency')
+    const headers = url.startsWith('/api/') || emergency === undefined
+      ? { authorization: basicOf('emergency') }
+      : { cookie: emergency.cookie, 'x-csrf-token': emergency.csrf }
+    const response = await site.app.inject({ method, url, headers, payload })
     if (response.statusCode >= 300) throw new Error(`fixture ${method} ${url}: ${response.statusCode} ${response.body}`)
     return response
   }

@@ -174,6 +174,43 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
     })
   })
 
+  describe('HTTP Basic and CSRF', () => {
+    // A browser that has cached Basic credentials for the site sends them with any request to it,
+    // a forged cross-site form post included: the credentials prove nothing about who made the form.
+    it('Basic credentials carry no authority to a form without its CSRF token', async () => {
+      const forged = await site.app.inject({
+        method: 'POST',
+        url: '/docs',
+        headers: { authorization: BOSS, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ slug: 'forged', title: 'Forged', body: 'made by another site' }).toString(),
+      })
+      expect(forged.statusCode).toBe(403)
+      expect(forged.body).toContain('The form expired or did not come from this site')
+      expect(await documentRow(site.database, 'forged')).toBeUndefined()
+      // The API's POST routes can be reached by a form too; with a form body they need the token.
+      const toApi = await site.app.inject({
+        method: 'POST',
+        url: '/api/maintenance/windows',
+        headers: { authorization: BOSS, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ mode: 'exclusive', reason: 'forged window', startsAt: '2099-01-01T00:00:00Z', endsAt: '2099-01-01T01:00:00Z' }).toString(),
+      })
+      expect(toApi.statusCode).toBe(403)
+      expect(toApi.json()).toMatchObject({ code: 'QUIESCE_CSRF_INVALID' })
+      expect(await site.database.writer.selectFrom('maintenance_window').selectAll().where('reason', '=', 'forged window').execute()).toEqual([])
+    })
+
+    it('Basic credentials with a JSON body are the API, no token needed', async () => {
+      const response = await site.app.inject({
+        method: 'PUT',
+        url: '/api/docs/by-script',
+        headers: { authorization: BOSS },
+        payload: { title: 'By script', body: 'sent as JSON' },
+      })
+      expect(response.statusCode, response.body).toBeLessThan(300)
+      expect(await documentRow(site.database, 'by-script')).toMatchObject({ title: 'By script' })
+    })
+  })
+
   describe('sign-in', () => {
     async function attempt (ip: string, username: string, password: string): Promise<{ status: number, body: string, ms: number }> {
       const page = await site.app.inject({ url: '/login', remoteAddress: ip })

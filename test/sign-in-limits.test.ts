@@ -136,6 +136,18 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     expect((await failuresRecorded('ann')).filter((row) => row.address === ip).length).toBeLessThanOrEqual(SIGN_IN_LIMITS.perAccount)
   })
 
+  it('a burst of requests with the same new, right credentials shares one verification', async () => {
+    // A script starting 40 requests at once, or every client after a restart: one argon2
+    // verification for them all, not 40 reservations that run into the limit.
+    const ip = freshIp()
+    const responses = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'meg', 'meg-password')))
+    expect(responses.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 200))
+    // And the same burst with a wrong password is one failure, not 40.
+    const wrong = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'meg', 'not-megs-password')))
+    expect(wrong.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 401))
+    expect((await failuresRecorded('meg')).filter((row) => row.address === ip)).toHaveLength(1)
+  })
+
   it('right passwords count nothing: people and scripts sign in many times a minute from one address', async () => {
     const ip = freshIp()
     for (let request = 0; request < SIGN_IN_LIMITS.perAddress + 5; request++) {

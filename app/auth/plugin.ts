@@ -87,6 +87,10 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   // count at once, on every instance; if the row cannot be read, the hit stands.
   const verifiedBasic = new Map<string, { principal: Principal, stamp: number | null, expires: number }>()
   const stampOf = (name: string) => credentialsStamp(fastify.db.reader, name).catch(() => undefined)
+  // A client that sends the same new credentials on many requests at once (after a restart, or a
+  // script starting in parallel) gets one verification, shared: without this each request would
+  // take its own reservation and argon2 work, and the burst would answer 429.
+  const verifyingBasic = new Map<string, Promise<Principal>>()
 
   const servedWithoutDatabase = options.servedWithoutDatabase ?? (() => false)
   const databaseAvailable = options.databaseAvailable ?? (() => true)
@@ -128,6 +132,22 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
       await signIns.check(request.ip, cached.principal.name)
       return cached.principal
     }
+    const pending = verifyingBasic.get(key)
+    if (pending !== undefined) {
+      const principal = await pending
+      await signIns.check(request.ip, principal.name)
+      return principal
+    }
+    const verification = verifyBasic(request, header, key)
+    verifyingBasic.set(key, verification)
+    try {
+      return await verification
+    } finally {
+      verifyingBasic.delete(key)
+    }
+  }
+
+  async function verifyBasic (request: FastifyRequest, header: string, key: string): Promise<Principal> {
     const credentials = parseBasic(header)
     if (credentials === undefined) throw new UnauthorizedError()
     const stamp = await stampOf(credentials.username)
@@ -138,15 +158,19 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
       throw new UnauthorizedError()
     }
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
-    if (principal.role === 'emergency' || stamp !== undefined) {
-      verifiedBasic.set(key, { principal, stamp: principal.role === 'emergency' ? null : stamp!, expires: Date.now() + BASIC_CACHE_MS })
+    if (principal.role === 'emergency') {
+      verifiedBasic.set(key, { principal, stamp: null, expires: Date.now() + BASIC_CACHE_MS })
+    } else if (stamp !== undefined) {
+      verifiedBasic.set(key, { principal, stamp, expires: Date.now() + BASIC_CACHE_MS })
     }
     return principal
   }
 
-  // Basic credentials are not sent by browsers on their own, so only session requests need a token.
-  // An API request without a signed-in session carries no authority a forged request could
-  // borrow; it gets the route's own answer (401 when it needs credentials), not a CSRF error.
+  // An API request without a signed-in session and without a form body needs no token: a forged
+  // cross-site request can send a form but not JSON (that takes a CORS preflight nobody grants),
+  // and one without credentials gets the route's own answer (401), not a CSRF error. Everywhere
+  // else a token is needed, Basic credentials or not: a browser that has cached Basic credentials
+  // sends them with a forged form post by itself.
   // Forms stay checked even when anonymous: the login form must not accept forged sign-ins.
   fastify.addHook('preValidation', function checkCsrf (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     // Whose session this is cannot be known now; refused here, after the body was read, so that a
@@ -155,8 +179,8 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
       done(databaseUnavailable(undefined))
       return
     }
-    if (!UNSAFE_METHODS.has(request.method) || request.authenticatedBy === 'basic' ||
-      (request.authenticatedBy === null && request.url.startsWith('/api/'))) {
+    if (!UNSAFE_METHODS.has(request.method) ||
+      (request.authenticatedBy !== 'session' && request.url.startsWith('/api/') && !isFormBody(request))) {
       done()
       return
     }
@@ -185,6 +209,10 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   fastify.addHook('onClose', async function stopSessionPruning () {
     clearInterval(pruneTimer)
   })
+}
+
+function isFormBody (request: FastifyRequest): boolean {
+  return request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true
 }
 
 function parseBasic (header: string): { username: string, password: string } | undefined {
