@@ -64,6 +64,8 @@ export const users = {
   sam: { name: 'sam', password: 'sam-e2e-password', role: 'member' },
   /** The member of the accessibility check. */
   rafa: { name: 'rafa', password: 'rafa-e2e-password', role: 'member' },
+  /** Whose password the accessibility check resets, to look at the reset pages (never signs in). */
+  vera: { name: 'vera', password: 'vera-e2e-password', role: 'member' },
   /** The emergency user from the access file: may always change the mode, and takes over. */
   rescue: { name: 'rescue', password: 'rescue-e2e-password', role: 'emergency' },
 } as const satisfies Record<string, TestUser>

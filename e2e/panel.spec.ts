@@ -87,18 +87,23 @@ test('on a phone, the control panel\'s tables read as cards: the key columns on 
   for (const path of ['/manage', '/manage/log', '/manage/tasks', '/manage/users']) {
     await phone.goto(path)
     expect(await phone.evaluate<number>('document.documentElement.scrollWidth'), path).toBeLessThanOrEqual(PHONE.viewport.width)
-    for (const table of await phone.getByRole('table').all()) {
-      const row = table.getByRole('row').nth(1)
-      for (const cell of await row.getByRole('cell').all()) {
-        if (!await cell.isVisible()) continue
-        await cell.scrollIntoViewIfNeeded()
-        const box = (await cell.boundingBox())!
-        expect(box.x, path).toBeGreaterThanOrEqual(0)
-        expect(box.x + box.width, path).toBeLessThanOrEqual(PHONE.viewport.width)
+    // Measured in one step: the Instances table is redrawn live, so cells found one by one may be gone.
+    const rows = await phone.locator('table').evaluateAll((tables) => tables.map((table) => {
+      const row = table.querySelector('tbody tr')
+      const cells = [...row?.querySelectorAll('td, th') ?? []].filter((cell) => cell.getClientRects().length > 0)
+      return {
+        table: table.getAttribute('aria-label') ?? table.querySelector('caption')?.textContent ?? '',
+        cells: cells.map((cell) => { const box = cell.getBoundingClientRect(); return { text: cell.textContent?.trim() ?? '', left: box.left, right: box.right } }),
+        times: [...row?.querySelectorAll('time') ?? []].map((time) => ({ text: time.textContent ?? '', lines: time.getClientRects().length })),
       }
-      for (const time of await row.locator('time').all()) {
-        expect(await time.evaluate((element) => element.getClientRects().length), `${path}: ${await time.textContent()}`).toBe(1)
+    }))
+    expect(rows.length, path).toBeGreaterThan(0)
+    for (const { table, cells, times } of rows) {
+      for (const cell of cells) {
+        expect(cell.left, `${path} ${table}: ${cell.text}`).toBeGreaterThanOrEqual(0)
+        expect(cell.right, `${path} ${table}: ${cell.text}`).toBeLessThanOrEqual(PHONE.viewport.width)
       }
+      for (const time of times) expect(time.lines, `${path} ${table}: ${time.text}`).toBe(1)
     }
   }
   // The instance's name and whether it applied the state are on screen, not off to the right.
