@@ -288,12 +288,9 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
     it('the emergency user taking over is told so, and the maintainer is counted among those locked out', async () => {
       await switchTo(site.app, BOSS, 'concurrent', { reason: 'Reindexing' })
       const { version } = await readState(site.app)
-      const step = await site.app.inject({
-        method: 'POST',
-        url: '/manage/maintenance',
-        headers: { authorization: ROOT, 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({ mode: 'exclusive', reason: 'Taking over', until: '', expectedVersion: String(version) }).toString(),
-      })
+      // In the emergency user's browser: Basic credentials alone carry no authority to a form.
+      const root = await signIn(site.app, 'root', 'root-emergency-pw')
+      const step = await postForm(site.app, root, '/manage/maintenance', { mode: 'exclusive', reason: 'Taking over', until: '', expectedVersion: String(version) })
       expect(step.statusCode).toBe(200)
       const main = mainOf(step.body)
       expect(main).toContain('In Exclusive mode only you get in (you become its maintainer).')
@@ -488,12 +485,8 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const own = await postForm(site.app, boss, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
       expect(own.statusCode).toBe(400)
       expect(refusal(own)).toBe('Not changed: is you: ask another manager to change your own account.')
-      const byRoot = await site.app.inject({
-        method: 'POST',
-        url: '/manage/users/boss/role',
-        headers: { authorization: ROOT, 'content-type': 'application/x-www-form-urlencoded' },
-        payload: `role=member&version=${last.version}`,
-      })
+      const root = await signIn(site.app, 'root', 'root-emergency-pw')
+      const byRoot = await postForm(site.app, root, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
       expect(byRoot.statusCode).toBe(400)
       expect(refusal(byRoot)).toBe('Not changed: boss is the last manager who can sign in, and the site needs one; make someone else a manager first.')
       expect(await userRow('boss')).toMatchObject({ role: 'manager', version: last.version })
