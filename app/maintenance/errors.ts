@@ -1,5 +1,5 @@
 import createError from '@fastify/error'
-import { MODE_LABELS } from './state.js'
+import { MODE_LABELS, type MaintenanceState } from './state.js'
 
 /**
  * The maintenance plugin's error codes. The plugin is self-contained, so it owns them; the
@@ -27,6 +27,16 @@ export const InvalidInputError = createError<'QUIESCE_INVALID_INPUT', 400, [stri
 export const UnauthorizedError = createError<'QUIESCE_UNAUTHORIZED', 401, []>(
   'QUIESCE_UNAUTHORIZED', 'Sign in to do this', 401)
 
+/** A wrong option given to the plugin: registration fails with it (it never reaches a client). */
+export const InvalidOptionError = createError<'QUIESCE_INVALID_OPTION', 500, [string]>(
+  'QUIESCE_INVALID_OPTION', 'quiesce-maintenance: %s', 500)
+
+/** The refusal of a request or commit in `current`'s mode (not normal): exclusive or read-only. */
+export function refusalFor (current: MaintenanceState): Error {
+  const reason = current.reason === null ? '' : `: ${current.reason}`
+  return current.mode === 'exclusive' ? new ExclusiveError(reason) : new ReadOnlyError(reason)
+}
+
 export const MAINTENANCE_ERRORS = {
   QUIESCE_UNAUTHORIZED: UnauthorizedError,
   QUIESCE_INVALID_INPUT: InvalidInputError,
@@ -37,4 +47,5 @@ export const MAINTENANCE_ERRORS = {
   QUIESCE_STATE_CONFLICT: StateConflictError,
   QUIESCE_INVALID_STATE_CHANGE: InvalidStateChangeError,
   QUIESCE_STATE_UNAVAILABLE: StateUnavailableError,
+  QUIESCE_INVALID_OPTION: InvalidOptionError,
 } as const

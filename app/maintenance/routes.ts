@@ -1,7 +1,7 @@
 import { fastifySSE } from '@fastify/sse'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { InvalidInputError, InvalidStateChangeError, NotManagerError, UnauthorizedError } from './errors.js'
-import { MAX_VERSION, normalizeUntil, type Channel, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
+import { MAX_VERSION, mayManage, normalizeUntil, type Channel, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
 
 export interface MaintenanceRoutesOptions {
   principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
@@ -12,7 +12,7 @@ export interface MaintenanceRoutesOptions {
 function manager (request: FastifyRequest, principalOf: MaintenanceRoutesOptions['principalOf'], what: string): MaintenancePrincipal {
   const principal = principalOf(request)
   if (principal === null) throw new UnauthorizedError()
-  if (!principal.canManage && !principal.isEmergency) throw new NotManagerError(`Only managers and the emergency user may ${what}`)
+  if (!mayManage(principal)) throw new NotManagerError(`Only managers and the emergency user may ${what}`)
   return principal
 }
 
@@ -56,9 +56,18 @@ const logQuery = {
 interface LogQuery { limit: number, before?: number, actor?: string, outcome?: 'applied' | 'refused', channel?: Channel, from?: string, to?: string }
 
 /** The JSON API of PRODUCT §4.4 for the state, its audit log, its change events, the instances and health. */
-const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async function maintenanceRoutes (fastify, { principalOf, untrack }) {
-  const maintenance = fastify.maintenance
+const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async function maintenanceRoutes (fastify, options) {
   if (!fastify.hasReplyDecorator('sse')) await fastify.register(fastifySSE, { heartbeatInterval: 15_000 })
+  stateRoutes(fastify, options)
+  logRoutes(fastify, options)
+  windowRoutes(fastify, options)
+  instanceRoutes(fastify, options)
+  eventRoutes(fastify, options)
+}
+
+/** Health, and the state: read from this instance's copy, changed through the rules. */
+function stateRoutes (fastify: FastifyInstance, { principalOf }: MaintenanceRoutesOptions): void {
+  const maintenance = fastify.maintenance
 
   fastify.get('/healthz', { config: { maintenance: 'always-open' } }, async function healthz (_request, reply) {
     const healthy = maintenance.healthy
@@ -94,7 +103,9 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     }
     return maintenance.publicState(principal)
   })
+}
 
+function logRoutes (fastify: FastifyInstance, { principalOf }: MaintenanceRoutesOptions): void {
   fastify.get<{ Querystring: LogQuery }>('/api/maintenance/log', {
     schema: { querystring: logQuery },
   }, async function readLog (request) {
@@ -103,12 +114,15 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     // Ajv turns `1e309` into Infinity and then skips minimum and maximum for it.
     if (!Number.isFinite(limit) || (before !== undefined && !Number.isFinite(before))) throw new InvalidInputError('limit and before must be whole numbers')
     const filter = { actor, outcome, channel, from: normalizeUntil(from) ?? undefined, to: normalizeUntil(to) ?? undefined }
-    return { entries: await maintenance.log(limit, before, filter) }
+    return { entries: await fastify.maintenance.log(limit, before, filter) }
   })
+}
+
+function windowRoutes (fastify: FastifyInstance, { principalOf }: MaintenanceRoutesOptions): void {
+  const maintenance = fastify.maintenance
 
   fastify.get('/api/maintenance/windows', { config: { maintenance: 'always-open' } }, async function listWindows (request) {
-    const viewer = principalOf(request)
-    const managing = viewer !== null && (viewer.canManage || viewer.isEmergency)
+    const managing = mayManage(principalOf(request))
     const windows = (await maintenance.windows()).filter((window) => managing || window.state === 'scheduled' || window.state === 'active')
     return { windows: windows.map((window) => managing ? window : { ...window, createdBy: null, note: null }) }
   })
@@ -128,16 +142,24 @@ const maintenanceRoutes: FastifyPluginAsync<MaintenanceRoutesOptions> = async fu
     reply.code(204)
     return ''
   })
+}
 
+function instanceRoutes (fastify: FastifyInstance, { principalOf, untrack }: MaintenanceRoutesOptions): void {
   fastify.get('/api/instances', async function listInstances (request) {
     manager(request, principalOf, 'see the instances')
     // This instance's row is counted live: the request asking for it is not one to report.
     untrack(request)
-    return { version: maintenance.state.version, instances: await maintenance.instances() }
+    return { version: fastify.maintenance.state.version, instances: await fastify.maintenance.instances() }
   })
+}
 
-  // Open in every mode, so that a maintenance page can tell its reader when the site is back.
-  // No HEAD route: Node sends no headers for a HEAD answer until it ends, and a stream never ends.
+/**
+ * The state's change events. Open in every mode, so that a maintenance page can tell its reader
+ * when the site is back. No HEAD route: Node sends no headers for a HEAD answer until it ends,
+ * and a stream never ends.
+ */
+function eventRoutes (fastify: FastifyInstance, { principalOf, untrack }: MaintenanceRoutesOptions): void {
+  const maintenance = fastify.maintenance
   const streams = new Set<() => void>()
   fastify.get('/api/maintenance/events', { sse: 'only', exposeHeadRoute: false, config: { maintenance: 'always-open' } }, async function streamState (request, reply) {
     untrack(request)

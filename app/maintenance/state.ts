@@ -44,6 +44,22 @@ export interface ChangeRequest {
   expectedVersion: number
 }
 
+/** A value that is a {@link MaintenancePrincipal} (the `identify` option's default accepts nothing else). */
+export function isMaintenancePrincipal (value: unknown): value is MaintenancePrincipal {
+  return typeof value === 'object' && value !== null &&
+    'name' in value && typeof value.name === 'string' &&
+    'canManage' in value && typeof value.canManage === 'boolean' &&
+    'isEmergency' in value && typeof value.isEmergency === 'boolean'
+}
+
+/**
+ * Managers and the emergency user: they may change the state and schedule windows, and they
+ * see who the maintainer is, the audit log and the instances.
+ */
+export function mayManage (principal: MaintenancePrincipal | null): boolean {
+  return principal !== null && (principal.canManage || principal.isEmergency)
+}
+
 /** Maintainer and emergency user do everything in every mode; everyone else writes only in normal. */
 export function mayWrite (state: MaintenanceState, principal: MaintenancePrincipal | null): boolean {
   return state.mode === 'normal' || bypasses(state, principal)
@@ -133,7 +149,7 @@ function storable (text: string, maxLength: number): string {
  * `now` is an ISO-8601 timestamp.
  */
 export function decideChange (current: MaintenanceState, change: ChangeRequest, principal: MaintenancePrincipal, now: string): ChangeDecision {
-  if (!principal.canManage && !principal.isEmergency) {
+  if (!mayManage(principal)) {
     return { outcome: 'refused', reason: 'not-manager', detail: `${principal.name} is not a manager` }
   }
   if (current.mode !== 'normal' && !bypasses(current, principal)) {
@@ -202,7 +218,7 @@ export function publicState (state: MaintenanceState, viewer: MaintenancePrincip
     since: state.since,
     reason: state.reason,
     until: state.until,
-    maintainer: viewer !== null && (viewer.canManage || viewer.isEmergency) ? state.maintainer : null,
+    maintainer: mayManage(viewer) ? state.maintainer : null,
   }
 }
 export type PublicState = ReturnType<typeof publicState>

@@ -1,0 +1,147 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { StateCache } from './state-cache.js'
+import type { InstanceRecord, MaintenanceStore } from './store.js'
+import type { RequestTracker } from './tracking.js'
+
+export interface InstanceView extends InstanceRecord {
+  /** No heartbeat for a while: the instance may be gone. */
+  stale: boolean
+  /** It enforces the current state version. */
+  applied: boolean
+}
+
+export interface RegistryOptions {
+  store: MaintenanceStore
+  cache: StateCache
+  tracker: RequestTracker
+  instanceId: string
+  heartbeatMs: number
+}
+
+const STALE_AFTER_HEARTBEATS = 3
+const DROP_AFTER_MS = 60_000
+const CONFIRM_WITHIN_MS = 30_000
+
+/**
+ * Instances register themselves and heartbeat (a write every `heartbeatMs`), so the control
+ * panel sees who applied what, and each instance knows whether it can use its database now.
+ */
+export class InstanceRegistry {
+  readonly #fastify: FastifyInstance
+  readonly #options: RegistryOptions
+  readonly #startedAt = new Date().toISOString()
+  #heartbeatOkAt: number
+  #heartbeatFailing = false
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #pendingHeartbeat: NodeJS.Timeout | undefined
+  #beating: Promise<void> | undefined
+  #closing = false
+
+  constructor (fastify: FastifyInstance, options: RegistryOptions) {
+    this.#fastify = fastify
+    this.#options = options
+    this.#heartbeatOkAt = options.cache.confirmedAt
+  }
+
+  /** False while its last heartbeat failed, none succeeded for three intervals, or the state was not confirmed for 30 s. */
+  get healthy (): boolean {
+    const now = Date.now()
+    return !this.#heartbeatFailing &&
+      now - this.#heartbeatOkAt < this.#options.heartbeatMs * STALE_AFTER_HEARTBEATS &&
+      now - this.#options.cache.confirmedAt < CONFIRM_WITHIN_MS
+  }
+
+  /**
+   * The registered instances. This instance's own row as it is now, not as of its last
+   * heartbeat (up to a beat old): right after a switch the control panel should not call its own
+   * instance behind. `asking`, the request that asks, is not one of the requests it reports.
+   */
+  async instances (asking?: FastifyRequest): Promise<InstanceView[]> {
+    const { store, cache, tracker, instanceId, heartbeatMs } = this.#options
+    const now = Date.now()
+    const state = cache.state
+    return (await store.instances()).map((stored) => {
+      const record = stored.id === instanceId && !this.#closing
+        ? { ...stored, heartbeatAt: new Date(now).toISOString(), stateVersion: state.version, ...tracker.countsWithout(asking) }
+        : stored
+      return {
+        ...record,
+        stale: now - Date.parse(record.heartbeatAt) > heartbeatMs * STALE_AFTER_HEARTBEATS,
+        applied: record.stateVersion >= state.version,
+      }
+    })
+  }
+
+  /** The first heartbeat, then one every `heartbeatMs`. */
+  async start (): Promise<void> {
+    await this.#heartbeat()
+    this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#options.heartbeatMs)
+    this.#heartbeatTimer.unref()
+  }
+
+  /** Soon after applying a new version, so the control panel shows it without waiting a beat. */
+  requestHeartbeat (): void {
+    if (this.#pendingHeartbeat !== undefined || this.#heartbeatTimer === undefined) return
+    this.#pendingHeartbeat = setTimeout(() => {
+      this.#pendingHeartbeat = undefined
+      return this.#heartbeat()
+    }, 10)
+    this.#pendingHeartbeat.unref()
+  }
+
+  /** No more heartbeats (the instance is closing). */
+  stop (): void {
+    this.#closing = true
+    clearInterval(this.#heartbeatTimer)
+    clearTimeout(this.#pendingHeartbeat)
+  }
+
+  /** Leaves the registry; a failure is logged, the row goes stale and is dropped by the others. */
+  async unregister (): Promise<void> {
+    await this.#options.store.removeInstance(this.#options.instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
+  }
+
+  /**
+   * Never rejects: a failed heartbeat is logged, marks the instance unhealthy, and the next one
+   * tries again; the first to succeed after a failure re-reads the state (it may have changed
+   * meanwhile on an instance that could still reach the database). One at a time: a heartbeat
+   * that hangs on an unresponsive database does not pile up others behind it.
+   */
+  #heartbeat (): Promise<void> {
+    this.#beating ??= this.#beat().finally(() => { this.#beating = undefined })
+    return this.#beating
+  }
+
+  async #beat (): Promise<void> {
+    if (this.#closing) return
+    const { store, cache, tracker, instanceId } = this.#options
+    const now = new Date()
+    try {
+      await store.heartbeat({
+        id: instanceId,
+        address: addressOf(this.#fastify),
+        startedAt: this.#startedAt,
+        heartbeatAt: now.toISOString(),
+        stateVersion: cache.state.version,
+        requestsInFlight: tracker.requestsInFlight,
+        writesInFlight: tracker.writesInFlight,
+      }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      if (this.#heartbeatFailing) {
+        await cache.refresh()
+        this.#fastify.log.info('the database is reachable again')
+      }
+      this.#heartbeatFailing = false
+      this.#heartbeatOkAt = Date.now()
+    } catch (err) {
+      if (!this.#heartbeatFailing) this.#fastify.log.warn({ err }, 'instance heartbeat failed: the database is unavailable')
+      this.#heartbeatFailing = true
+    }
+  }
+}
+
+function addressOf (fastify: FastifyInstance): string | null {
+  const address = fastify.server.address()
+  if (address === null) return null
+  if (typeof address === 'string') return address
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+}
