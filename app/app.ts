@@ -3,7 +3,7 @@ import fastifyStatic from '@fastify/static'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './auth/plugin.js'
-import { toMaintenancePrincipal, type Principal } from './auth/principal.js'
+import type { Principal } from './auth/principal.js'
 import authRoutes from './auth/routes.js'
 import resetRoutes from './auth/reset-routes.js'
 import { ensureSessionSecret, type Config } from './config.js'
@@ -28,6 +28,13 @@ import viewPlugin from './web/view.js'
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
+  }
+}
+
+// Units of work run as the request's principal, which is also who the maintenance rules judge.
+declare module './unit-of-work/plugin.js' {
+  interface UnitOfWorkTypes {
+    principal: Principal | null
   }
 }
 
@@ -102,8 +109,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     await app.register(maintenancePlugin, {
       store: kyselyMaintenanceStore(options.database.writer),
       unitOfWork: app.unitOfWork,
-      principalOf: (request) => toMaintenancePrincipal(request.principal),
-      identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
+      principalOf: (request) => request.principal,
+      identify: (principal) => principal as Principal | null,
       changeSignal: changeSignalFor(options.database, app.log),
       instanceId: options.config.instanceId,
       retryAfterSeconds: options.config.retryAfterSeconds,

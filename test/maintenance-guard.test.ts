@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { toMaintenancePrincipal, type Principal } from '../app/auth/principal.js'
+import { principalFor, type Principal } from '../app/auth/principal.js'
 import { findDocument } from '../app/content/documents.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { ConflictError } from '../app/errors.js'
@@ -31,7 +31,7 @@ describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
       configure (app) {
         // Stages a create, then waits: the mode may change before it commits.
         app.post<{ Params: { slug: string } }>('/api/t/slow-create/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           app.documents.create(uow, request.params.slug, { title: 'slow', body: 'slow write' }, request.principal!.name)
           uow.afterCommit(() => { afterCommits.push(request.params.slug) })
           gate.entered.resolve()
@@ -40,7 +40,7 @@ describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
         })
         // Writes with raw SQL through its read handle, behind the unit of work's back.
         app.post('/api/t/raw-write', async (request) => {
-          await sql`update document set title = 'written behind the back' where slug = 'guard-raw'`.execute(request.unitOfWork!.db)
+          await sql`update document set title = 'written behind the back' where slug = 'guard-raw'`.execute(request.unitOfWork.db)
           return { wrote: true }
         })
       },
@@ -180,8 +180,8 @@ describe.each(DATABASE_KINDS)('a retry re-reads the state from the database on %
   it('refuses the retried request, which then never runs, and commits nothing', async () => {
     const app = Fastify()
     const engine = new UnitOfWorkEngine({ writer: database.writer, reader: database.reader, attempts: 3, log: app.log })
-    const boss: Principal = { name: 'boss', role: 'manager' }
-    const ann: Principal = { name: 'ann', role: 'member' }
+    const boss = principalFor({ name: 'boss', role: 'manager' })
+    const ann = principalFor({ name: 'ann', role: 'member' })
     // Registered before the plugin's own hook: the switch lands between the attempts.
     engine.onBeforeRetry(async () => {
       await other.writer.updateTable('maintenance_state')
@@ -192,7 +192,7 @@ describe.each(DATABASE_KINDS)('a retry re-reads the state from the database on %
       store: kyselyMaintenanceStore(database.writer),
       unitOfWork: engine,
       principalOf: () => null,
-      identify: (principal) => toMaintenancePrincipal(principal as Principal | null),
+      identify: (principal) => principal as Principal | null,
       instanceId: 'retry-test',
       routes: false,
     })
@@ -244,7 +244,7 @@ describe('a mode change on postgres under a stream of commits', () => {
       configure (app) {
         // A create whose commit transaction stays open (its share lock held) until released.
         app.post<{ Params: { slug: string } }>('/api/t/held-create/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           const held = gate(request.params.slug)
           uow.stage(async () => {
             held.entered.resolve()

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { buildApp } from '../app/app.js'
+import { principalFor } from '../app/auth/principal.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { openPostgres, POSTGRES_TIMEOUTS, type PostgresTimeouts } from '../app/db/postgres.js'
 import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
@@ -79,7 +80,7 @@ describe('a PostgreSQL outage', () => {
 
   it('a connection cut in the middle of a transaction ends that request with a 503, not the process', async () => {
     const gate = deferred()
-    const commit = app.unitOfWork.run({ name: 'boss', role: 'manager' }, async (unitOfWork) => {
+    const commit = app.unitOfWork.run(principalFor({ name: 'boss', role: 'manager' }), async (unitOfWork) => {
       unitOfWork.stage(async (transaction) => {
         await transaction.insertInto('commit_log').values({ at: new Date().toISOString(), actor: 'cut' }).execute()
         await gate.promise
@@ -324,7 +325,7 @@ describe('a PostgreSQL outage', () => {
   it('ends a transaction a stuck commit leaves open (idle_in_transaction_session_timeout), so state changes are not blocked for long', async () => {
     // A commit stopped half-way with the state row share-locked, as an instance frozen or cut off mid-commit leaves it.
     const stuck = deferred()
-    const commit = app.unitOfWork.run({ name: 'boss', role: 'manager' }, async (unitOfWork) => {
+    const commit = app.unitOfWork.run(principalFor({ name: 'boss', role: 'manager' }), async (unitOfWork) => {
       unitOfWork.stage(async () => { await stuck.promise })
     }).then(() => undefined, (err: unknown) => err as { code?: string })
     await until('the commit to hold the state row', async () => (await server.query<{ n: string }>("select count(*) as n from pg_stat_activity where state = 'idle in transaction' and application_name = 'quiesce'", 'quiesce'))[0]!.n === '1')

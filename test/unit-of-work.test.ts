@@ -30,7 +30,7 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
       configure (app) {
         // Stages an update of :slug, optionally with a concurrent change after the read.
         app.post<{ Params: { slug: string }, Querystring: { interfere?: string, status?: string } }>('/api/t/update/:slug', async (request, reply) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           attemptsSeen.push(uow.attempt)
           reply.header('x-attempt-header', `set-in-attempt-${uow.attempt}`)
           const doc = await findDocument(uow.db, request.params.slug)
@@ -43,30 +43,30 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
           return { attempt: uow.attempt }
         })
         app.post<{ Params: { slug: string } }>('/api/t/throw/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           app.documents.create(uow, request.params.slug, { title: 'never', body: 'never' }, 'test')
           uow.afterCommit(() => { events.push('after-commit of a failed request') })
           throw new Error('handler failed after staging')
         })
         app.post<{ Params: { slug: string } }>('/api/t/direct-send/:slug', async (request, reply) => {
-          app.documents.create(request.unitOfWork!, request.params.slug, { title: 'direct', body: 'direct' }, 'test')
+          app.documents.create(request.unitOfWork, request.params.slug, { title: 'direct', body: 'direct' }, 'test')
           reply.send({ sent: 'directly' })
           return reply
         })
         app.post('/api/t/raw-write', async (request) => {
           await sql`insert into document (slug, title, body, version, created_by, created_at, updated_by, updated_at)
-            values ('raw-write', 'raw', 'raw', 1, 'x', 'x', 'x', 'x')`.execute(request.unitOfWork!.db)
+            values ('raw-write', 'raw', 'raw', 1, 'x', 'x', 'x', 'x')`.execute(request.unitOfWork.db)
           return { wrote: true }
         })
         app.post<{ Params: { slug: string } }>('/api/t/slow-create/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           app.documents.create(uow, request.params.slug, { title: 'slow', body: 'slow' }, 'test')
           uow.afterCommit(() => { events.push(`after-commit slow ${request.params.slug}`) })
           gates.entered.resolve()
           await gates.release.promise
           return { created: request.params.slug }
         })
-        app.get('/api/t/read', async (request) => ({ hasWrites: request.unitOfWork!.hasWrites, attempt: request.unitOfWork!.attempt }))
+        app.get('/api/t/read', async (request) => ({ hasWrites: request.unitOfWork.hasWrites, attempt: request.unitOfWork.attempt }))
       },
     })
     await addUser(site.database, 'alice', 'member')
@@ -200,7 +200,7 @@ describe.each(DATABASE_KINDS)('unit of work seams on %s', (kind) => {
           if (refuseRetry) throw Object.assign(new Error('retry refused'), { statusCode: 503, code: 'QUIESCE_TEST_RETRY_REFUSED' })
         })
         app.post<{ Params: { slug: string }, Querystring: { interfere?: string } }>('/api/t/seam/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           const doc = await findDocument(uow.db, request.params.slug)
           if (request.query.interfere === 'once' && uow.attempt === 1) await bumpVersionBehindTheBack(site.database, request.params.slug)
           app.documents.update(uow, doc!, { title: `seam ${uow.attempt}`, body: 'b' }, 'seam')
@@ -270,7 +270,7 @@ describe.each(DATABASE_KINDS)('two instances committing at once on %s', (kind) =
   beforeAll(async () => {
     const twoReads = (app: FastifyInstance) => {
       app.post<{ Params: { slug: string } }>('/api/t/concurrent/:slug', async (request) => {
-        const uow = request.unitOfWork!
+        const uow = request.unitOfWork
         const doc = (await findDocument(uow.db, request.params.slug))!
         if (uow.attempt === 1) {
           // Both requests read version 1 before either commits: a true write-write race.
@@ -324,7 +324,7 @@ describe.each(DATABASE_KINDS)('two instances committing at once on %s', (kind) =
         let count = 0
         let ready = deferred()
         app.post<{ Params: { slug: string } }>('/api/t/concurrent/:slug', async (request) => {
-          const uow = request.unitOfWork!
+          const uow = request.unitOfWork
           const doc = (await findDocument(uow.db, request.params.slug))!
           if (uow.attempt === 1) {
             if (++count === 2) ready.resolve()
@@ -366,7 +366,7 @@ describe.each(DATABASE_KINDS)('closing the server on %s', (kind) => {
     const site = await startTestSite(kind, {
       configure (app) {
         app.post('/api/t/slow', async (request) => {
-          app.documents.create(request.unitOfWork!, 'closing-slow', { title: 'slow', body: 'slow' }, 'test')
+          app.documents.create(request.unitOfWork, 'closing-slow', { title: 'slow', body: 'slow' }, 'test')
           entered.resolve()
           await release.promise
           return { ok: true }

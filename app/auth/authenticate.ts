@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema.js'
 import { findEmergencyUser, NAME_PATTERN } from './access-file.js'
 import { hashPassword, verifyPassword } from './passwords.js'
-import type { Principal } from './principal.js'
+import { principalFor, type Identity, type Principal } from './principal.js'
 import { findUserWithHash } from './users.js'
 
 let dummyHash: Promise<string> | undefined
@@ -12,7 +12,7 @@ let dummyHash: Promise<string> | undefined
  * database, so the emergency user can sign in even when the users table cannot be read.
  * Unknown names cost as much as wrong passwords, so timing does not reveal who exists.
  */
-export async function authenticate (db: Kysely<DB>, accessFile: string, username: string, password: string): Promise<Principal | undefined> {
+export async function authenticate (db: Kysely<DB>, accessFile: string, username: string, password: string): Promise<Identity | undefined> {
   const emergency = await findEmergencyUser(accessFile, username)
   if (emergency !== undefined) {
     return await verifyPassword(emergency.hash, password) ? { name: emergency.name, role: 'emergency' } : undefined
@@ -30,9 +30,9 @@ export async function authenticate (db: Kysely<DB>, accessFile: string, username
 
 /** Who NAME is, without a password: for the command line, which is trusted like the database. A disabled user is nobody. */
 export async function findPrincipal (db: Kysely<DB>, accessFile: string, name: string): Promise<Principal | undefined> {
-  if (await findEmergencyUser(accessFile, name) !== undefined) return { name, role: 'emergency' }
+  if (await findEmergencyUser(accessFile, name) !== undefined) return principalFor({ name, role: 'emergency' })
   const user = await findUserWithHash(db, name)
-  return user === undefined || user.disabled_at !== null ? undefined : { name: user.username, role: user.role }
+  return user === undefined || user.disabled_at !== null ? undefined : principalFor({ name: user.username, role: user.role })
 }
 
 /**

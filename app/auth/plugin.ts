@@ -7,17 +7,18 @@ import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { databaseUnavailable, ForbiddenError, UnauthorizedError } from '../errors.js'
 import { authenticate, credentialsStamp } from './authenticate.js'
-import { isManager, type Principal } from './principal.js'
+import { principalFor, type Identity, type Principal } from './principal.js'
 import { DatabaseSessionStore } from './session-store.js'
 import { pruneSignInFailures, recordSignInFailure } from './sign-in-log.js'
 import { isSignInRefusal, SignInLimiter, type SignInChannel } from './sign-in-limiter.js'
 
 declare module 'fastify' {
   interface Session {
-    principal?: Principal
+    /** Who signed in; their principal is computed from it once per request. */
+    principal?: Identity
   }
   interface FastifyRequest {
-    /** Who is asking: from the session cookie or HTTP Basic credentials; null for visitors. */
+    /** Who is asking: from the session cookie or HTTP Basic credentials, computed once; null for visitors. */
     principal: Principal | null
     authenticatedBy: 'session' | 'basic' | null
   }
@@ -106,7 +107,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     }
     const fromSession = request.session.principal
     if (fromSession !== undefined) {
-      request.principal = fromSession
+      request.principal = principalFor(fromSession)
       request.authenticatedBy = 'session'
       return
     }
@@ -151,14 +152,15 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     const credentials = parseBasic(header)
     if (credentials === undefined) throw new UnauthorizedError()
     const stamp = await stampOf(credentials.username)
-    const principal = await signIns.attempt(request.ip, credentials.username,
+    const identity = await signIns.attempt(request.ip, credentials.username,
       () => authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password))
-    if (principal === undefined) {
+    if (identity === undefined) {
       await recordFailure(request, credentials.username, 'basic')
       throw new UnauthorizedError()
     }
+    const principal = principalFor(identity)
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
-    if (principal.role === 'emergency') {
+    if (principal.isEmergency) {
       verifiedBasic.set(key, { principal, stamp: null, expires: Date.now() + BASIC_CACHE_MS })
     } else if (stamp !== undefined) {
       verifiedBasic.set(key, { principal, stamp, expires: Date.now() + BASIC_CACHE_MS })
@@ -198,7 +200,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
   fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
     if (request.principal === null) throw new UnauthorizedError()
-    if (!isManager(request.principal)) throw new ForbiddenError('Only managers may do this')
+    if (!request.principal.canManage) throw new ForbiddenError('Only managers may do this')
   })
 
   const pruneTimer = setInterval(() => {

@@ -31,7 +31,7 @@ interface ResetBody { token?: string, password?: string, again?: string }
  */
 const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
   fastify.get<{ Params: { token: string } }>('/reset/:token', async function resetPage (request, reply) {
-    const reset = await findPasswordReset(request.unitOfWork!.db, request.params.token)
+    const reset = await findPasswordReset(request.unitOfWork.db, request.params.token)
     // The token is in this page's address: never cached, never sent on as a referrer (helmet).
     reply.header('cache-control', 'no-store')
     if (typeof reset === 'string') {
@@ -44,7 +44,7 @@ const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
   fastify.post<{ Body: ResetBody }>('/reset', { schema: { body: textFields('token', 'password', 'again') }, errorHandler: refusedReset }, async function setNewPassword (request, reply) {
     const { token = '', password = '', again = '' } = request.body ?? {}
     reply.header('cache-control', 'no-store')
-    const reset = await findPasswordReset(request.unitOfWork!.db, token)
+    const reset = await findPasswordReset(request.unitOfWork.db, token)
     if (typeof reset === 'string') {
       reply.code(reset === 'unknown' ? 404 : 410)
       return reply.render('reset-password', { title: 'Set a new password', token: '', username: null, problem: PROBLEMS[reset], error: null, done: false })
@@ -55,7 +55,7 @@ const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
       return reply.render('reset-password', { title: 'Set a new password', token, username: reset.user.username, problem: null, error: `The password ${bad}.`, done: false })
     }
     const passwordHash = await hashPassword(password)
-    request.unitOfWork!.stage((transaction) => completePasswordReset(transaction, reset, passwordHash))
+    request.unitOfWork.stage((transaction) => completePasswordReset(transaction, reset, passwordHash))
     return reply.render('reset-password', { title: 'Password set', token: '', username: reset.user.username, problem: null, error: null, done: true })
   })
 

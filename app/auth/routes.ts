@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { authenticate } from './authenticate.js'
-import { isManager, type Principal } from './principal.js'
+import { principalFor, type Principal } from './principal.js'
 import { isSignInRefusal } from './sign-in-limiter.js'
 
 declare module '../web/view.js' {
@@ -37,7 +37,7 @@ export function safeNext (next: unknown): string {
  * the sign-in page was opened without one, to the control panel for a manager and home for others.
  */
 export function afterSignIn (next: unknown, principal: Principal): string {
-  if (next === undefined || next === '') return isManager(principal) ? '/manage' : '/'
+  if (next === undefined || next === '') return principal.canManage ? '/manage' : '/'
   return safeNext(next)
 }
 
@@ -67,10 +67,10 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       reply.code(503)
       return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: SIGN_IN_UNAVAILABLE })
     }
-    let principal
+    let identity
     try {
       // Limited with HTTP Basic, per address and account and per address (SIGN_IN_LIMITS).
-      principal = await fastify.signIns.attempt(request.ip, username,
+      identity = await fastify.signIns.attempt(request.ip, username,
         () => authenticate(fastify.db.reader, fastify.config.accessFile, username.trim(), password))
     } catch (err) {
       if (isSignInRefusal(err)) {
@@ -82,7 +82,7 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       reply.code(503)
       return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Sign-in is unavailable right now: the user list cannot be read. The emergency user can still sign in.' })
     }
-    if (principal === undefined) {
+    if (identity === undefined) {
       await fastify.recordSignInFailure(request, username, 'form')
       reply.code(401)
       return reply.render('login', { title: 'Sign in', username, next: nextForForm(next), error: 'Wrong user name or password.' })
@@ -93,9 +93,9 @@ const authRoutes: FastifyPluginAsync = async function authRoutes (fastify) {
       if (isDatabaseUnavailable(err)) return unavailable(err)
       throw err
     }
-    request.session.principal = principal
-    request.log.info({ user: principal.name, role: principal.role }, 'signed in')
-    return reply.seeOther(afterSignIn(next, principal))
+    request.session.principal = identity
+    request.log.info({ user: identity.name, role: identity.role }, 'signed in')
+    return reply.seeOther(afterSignIn(next, principalFor(identity)))
   })
 
   fastify.post('/logout', { config: { maintenance: 'always-open' } }, async function logout (request, reply) {

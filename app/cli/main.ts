@@ -6,7 +6,6 @@ import type { Kysely } from 'kysely'
 import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
 import { findPrincipal } from '../auth/authenticate.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
-import { toMaintenancePrincipal } from '../auth/principal.js'
 import { changeRole, findUser, insertUser, isRole, listUsers, logUserAction, removeUser, setDisabled, setPasswordHash, type User, type UserActor } from '../auth/users.js'
 import { ConfigError, loadConfig, type Config } from '../config.js'
 import { catalogFor } from '../content/catalog.js'
@@ -172,7 +171,7 @@ const COMMANDS: Record<string, Command> = {
         const store = kyselyMaintenanceStore(database.writer)
         const current = await store.read()
         const change = { mode, reason: values.reason as string | undefined, until: values.until as string | undefined, expectedVersion: current.version }
-        return (await changeMaintenanceState(store, toMaintenancePrincipal(principal)!, change, 'cli', config.instanceId)).state
+        return (await changeMaintenanceState(store, principal, change, 'cli', config.instanceId)).state
       })
       for (const line of describeState(state)) println(io.stdout, line)
       return 0

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress'
 import { buildApp } from '../app.js'
 import { findPrincipal } from '../auth/authenticate.js'
-import { isManager, type Principal } from '../auth/principal.js'
+import { principalFor, type Principal } from '../auth/principal.js'
 import type { Config } from '../config.js'
 import { openDatabase } from '../db/database.js'
 import { SCHEDULER } from '../maintenance/index.js'
@@ -9,7 +9,7 @@ import { FINISHED_STATES, type Task } from '../tasks/tasks.js'
 import { CommandError, println, type CliIo } from './io.js'
 
 /** Who a reindex from the command line runs as, when --as is not given. */
-const COMMAND_LINE: Principal = { name: 'cli', role: 'manager' }
+const COMMAND_LINE: Principal = principalFor({ name: 'cli', role: 'manager' })
 
 /**
  * Runs a catalog rebuild from the command line: the task runs in this process (an instance
@@ -38,10 +38,10 @@ async function resolvePrincipal (maintainer: string | null, database: Awaited<Re
   if (name === undefined || name === null) return COMMAND_LINE
   const principal = await findPrincipal(database.writer, config.accessFile, name)
   // A scheduled window's maintainer is the scheduler, not a user: the reindex runs as it.
-  if (principal === undefined && as === undefined && name === SCHEDULER.name) return { name, role: 'manager' }
+  if (principal === undefined && as === undefined && name === SCHEDULER.name) return principalFor({ name, role: 'manager' })
   if (principal === undefined) throw new CommandError(`there is no user or emergency user named ${name}`)
   // As on the web, only managers and the emergency user start tasks.
-  if (!isManager(principal)) throw new CommandError(`${name} is a member: only managers and the emergency user may start a reindex`)
+  if (!principal.canManage) throw new CommandError(`${name} is a member: only managers and the emergency user may start a reindex`)
   return principal
 }
 

@@ -19,14 +19,14 @@ export function documentJson (doc: Document) {
 /** The documents and search JSON API (PRODUCT §4.4). */
 const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify) {
   fastify.get('/api/docs', { schema: { querystring: Paging } }, async function list (request) {
-    const db = request.unitOfWork!.db
+    const db = request.unitOfWork.db
     const { limit, offset } = request.query
     const [docs, total] = await Promise.all([listDocuments(db, { limit, offset }), countDocuments(db)])
     return { total, limit, offset, docs }
   })
 
   fastify.get('/api/docs/:slug', { schema: { params: SlugParams } }, async function show (request) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     return documentJson(doc)
   })
 
@@ -48,7 +48,7 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
       throw invalidInput({ ...(problem === undefined ? {} : { slug: problem }), ...checked.errors })
     }
     const { expectedVersion } = request.body
-    const unitOfWork = request.unitOfWork!
+    const unitOfWork = request.unitOfWork
     const existing = await findDocument(unitOfWork.db, slug)
     if (existing === undefined) {
       if (expectedVersion !== undefined) throw new ConflictError(`Document "${slug}" does not exist (any more); expected version ${expectedVersion}`)
@@ -65,12 +65,12 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
     preHandler: fastify.requireSignedIn,
     schema: { params: SlugParams, querystring: Type.Object({ expectedVersion: Type.Optional(Version) }) },
   }, async function remove (request, reply) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     const { expectedVersion } = request.query
     if (expectedVersion !== undefined && expectedVersion !== doc.version) {
       throw new ConflictError(`Document "${doc.slug}" is at version ${doc.version}, not ${expectedVersion}`)
     }
-    fastify.documents.delete(request.unitOfWork!, doc)
+    fastify.documents.delete(request.unitOfWork, doc)
     reply.code(204)
     return ''
   })
@@ -84,7 +84,7 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
       }),
     },
   }, async function search (request) {
-    const db = request.unitOfWork!.db
+    const db = request.unitOfWork.db
     const { q, limit, offset } = request.query
     const [total, hits] = await Promise.all([fastify.catalog.count(db, q), fastify.catalog.search(db, q, limit, offset)])
     return { total, limit, offset, hits }

@@ -48,13 +48,13 @@ const SEARCH_PAGE_SIZE = 20
 /** The site's pages: browse, read, search, and for signed-in people create, edit and delete. */
 const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify) {
   fastify.get('/', async function home (request, reply) {
-    const db = request.unitOfWork!.db
+    const db = request.unitOfWork.db
     const [recent, total] = await Promise.all([listDocuments(db, { limit: 20, offset: 0 }), countDocuments(db)])
     return reply.render('home', { title: 'Home', searchInPage: true, recent, total })
   })
 
   fastify.get<{ Querystring: { page?: string } }>('/docs', async function listPage (request, reply) {
-    const db = request.unitOfWork!.db
+    const db = request.unitOfWork.db
     const total = await countDocuments(db)
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE))
     const page = Math.min(pages, Math.max(1, Number.parseInt(request.query.page ?? '1', 10) || 1))
@@ -63,7 +63,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
   })
 
   fastify.get<{ Querystring: { q?: string, page?: string } }>('/search', { schema: { querystring: textFields('q', 'page') } }, async function searchPage (request, reply) {
-    const db = request.unitOfWork!.db
+    const db = request.unitOfWork.db
     const query = (request.query.q ?? '').trim()
     const total = query === '' ? 0 : await fastify.catalog.count(db, query)
     const pages = Math.max(1, Math.ceil(total / SEARCH_PAGE_SIZE))
@@ -92,19 +92,19 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     if (problem !== undefined) {
       // An empty address is made from the title; when the title is missing, saying that is enough.
       if (typedSlug !== '' || errors.title === undefined) errors.slug = problem
-    } else if (await findDocument(request.unitOfWork!.db, slug) !== undefined) errors.slug = 'is already taken by another document'
+    } else if (await findDocument(request.unitOfWork.db, slug) !== undefined) errors.slug = 'is already taken by another document'
     if (checked.errors !== undefined || Object.keys(errors).length > 0) throw invalidInput(errors)
-    fastify.documents.create(request.unitOfWork!, slug, checked.value!, request.principal!.name)
+    fastify.documents.create(request.unitOfWork, slug, checked.value!, request.principal!.name)
     return reply.seeOther(`/docs/${slug}?saved=1`)
   })
 
   fastify.get<{ Params: SlugParams, Querystring: { saved?: string } }>('/docs/:slug', async function show (request, reply) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     return reply.render('doc', { title: doc.title, doc, html: renderCached(doc.body), saved: request.query.saved === '1' })
   })
 
   fastify.get<{ Params: SlugParams }>('/docs/:slug/edit', { preHandler: fastify.requireSignedIn }, async function editPage (request, reply) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     return reply.render('doc-form', {
       title: `Edit ${doc.title}`,
       action: 'edit',
@@ -122,12 +122,12 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     preHandler: fastify.requireSignedIn,
     errorHandler: refusedSave('edit'),
   }, async function update (request, reply) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     const body = request.body ?? {}
     const checked = validateDocumentInput(body)
     if (checked.errors !== undefined) throw invalidInput(checked.errors)
     assertSameVersion(doc, body.version)
-    fastify.documents.update(request.unitOfWork!, doc, checked.value, request.principal!.name)
+    fastify.documents.update(request.unitOfWork, doc, checked.value, request.principal!.name)
     return reply.seeOther(`/docs/${doc.slug}?saved=1`)
   })
 
@@ -135,9 +135,9 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     schema: { body: textFields('version') },
     preHandler: fastify.requireSignedIn,
   }, async function remove (request, reply) {
-    const doc = await requireDocument(request.unitOfWork!.db, request.params.slug)
+    const doc = await requireDocument(request.unitOfWork.db, request.params.slug)
     assertSameVersion(doc, request.body?.version)
-    fastify.documents.delete(request.unitOfWork!, doc)
+    fastify.documents.delete(request.unitOfWork, doc)
     return reply.seeOther('/')
   })
 }

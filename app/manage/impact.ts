@@ -35,6 +35,6 @@ export async function exclusiveImpact (fastify: FastifyInstance, actor: Principa
     recentlyActive: people.filter((person) => Date.parse(person.lastSeen) >= recent).length,
     writesInFlight: live.reduce((sum, instance) => sum + instance.writesInFlight, 0),
     instances: live.length,
-    waitingTasks: tasks.filter((task) => ACTIVE_STATES.includes(task.state) && task.state !== 'cancelling' && task.startedBy.name !== actor.name && task.startedBy.role !== 'emergency'),
+    waitingTasks: tasks.filter((task) => ACTIVE_STATES.includes(task.state) && task.state !== 'cancelling' && task.startedBy.name !== actor.name && !task.startedBy.isEmergency),
   }
 }

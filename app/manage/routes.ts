@@ -1,9 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { isManager, toMaintenancePrincipal } from '../auth/principal.js'
 import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
-import { bypasses, MODE_LABELS, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode } from '../maintenance/index.js'
+import { bypasses, MODE_LABELS, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode, type PublicState } from '../maintenance/index.js'
 import { exclusiveImpact, RECENT_MINUTES, type ExclusiveImpact } from './impact.js'
 import logRoutes from './log.js'
 import signInsRoutes from './sign-ins.js'
@@ -12,7 +11,7 @@ import usersRoutes from './users.js'
 declare module '../web/view.js' {
   interface Pages {
     manage: ManagePage
-    maintenance: { state: MaintenanceState, retryAfter: number }
+    maintenance: { state: PublicState, retryAfter: number }
     'manage-confirm': { state: MaintenanceState, impact: ExclusiveImpact, form: { mode: string, reason: string, until: string, expectedVersion: string }, recentMinutes: number }
     'maintenance-status': Record<never, never>
   }
@@ -111,7 +110,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       const form = { mode: 'exclusive', reason: body.reason ?? '', until: body.until ?? '', expectedVersion: String(body.expectedVersion ?? '') }
       return reply.render('manage-confirm', { title: 'Close the site?', state, impact: await exclusiveImpact(fastify, request.principal!), form, recentMinutes: RECENT_MINUTES })
     }
-    await fastify.maintenance.change(toMaintenancePrincipal(request.principal)!, {
+    await fastify.maintenance.change(request.principal!, {
       mode: body.mode ?? '',
       reason: body.reason ?? null,
       until: untilFromForm(body.until),
@@ -125,7 +124,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     const shown = describeError(error)
     // Errors raised before requireManager ran (the exclusive gate, CSRF) must not show the panel
     // to whoever sent the request: only managers who got past the gate see it, others the error page.
-    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || !isManager(request.principal) || wantsJson(request)) throw error
+    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || request.principal?.canManage !== true || wantsJson(request)) throw error
     reply.code(shown.statusCode)
     const page = await managePage(request)
     const aboutWindows = request.url.startsWith('/manage/windows')
@@ -159,7 +158,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       errorHandler: refusedChange,
     }, async function scheduleWindow (request, reply) {
       const body = request.body ?? {}
-      await fastify.maintenance.scheduleWindow(toMaintenancePrincipal(request.principal)!, {
+      await fastify.maintenance.scheduleWindow(request.principal!, {
         mode: body.mode ?? '',
         reason: body.reason ?? null,
         startsAt: untilFromForm(body.startsAt) ?? '',
@@ -171,7 +170,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     fastify.post<{ Params: { id: string } }>('/manage/windows/:id/cancel', {
       errorHandler: refusedChange,
     }, async function cancelWindow (request, reply) {
-      await fastify.maintenance.cancelWindow(toMaintenancePrincipal(request.principal)!, Number(request.params.id))
+      await fastify.maintenance.cancelWindow(request.principal!, Number(request.params.id))
       return reply.seeOther('/manage#windows')
     })
 
@@ -183,8 +182,9 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
 
 /** A manager while the site is normal; then only the maintainer or the emergency user (PRODUCT §2.1). */
 function mayChange (state: MaintenanceState, request: FastifyRequest): boolean {
-  if (!isManager(request.principal)) return false
-  return state.mode === 'normal' || bypasses(state, toMaintenancePrincipal(request.principal))
+  const principal = request.principal
+  if (principal === null || !principal.canManage) return false
+  return state.mode === 'normal' || bypasses(state, principal)
 }
 
 function explainRefusal (code: string, message: string, state: MaintenanceState): string {
@@ -200,8 +200,8 @@ function explainRefusal (code: string, message: string, state: MaintenanceState)
 
 /** Always open: the page people are sent to while the site is closed, and the banner's live updates. */
 export const maintenancePageRoute: FastifyPluginAsync = async function maintenancePageRoute (fastify) {
-  fastify.get('/maintenance', { config: { maintenance: 'always-open' } }, async function maintenancePage (_request, reply) {
-    const state = fastify.maintenance.state
+  fastify.get('/maintenance', { config: { maintenance: 'always-open' } }, async function maintenancePage (request, reply) {
+    const state = fastify.maintenance.publicState(request.principal)
     return reply.render('maintenance', { title: state.mode === 'exclusive' ? 'Closed for maintenance' : 'Maintenance', state, retryAfter: fastify.maintenance.retryAfter(), stateInPage: state.mode !== 'normal' })
   })
 

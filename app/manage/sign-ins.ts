@@ -14,7 +14,7 @@ const SHOWN = 100
 const signInsRoutes: FastifyPluginAsync = async function signInsRoutes (fastify) {
   fastify.get('/manage/sign-ins', async function signInFailures (request, reply) {
     const since = new Date(Date.now() - 24 * 60 * 60 * 1000).toISOString()
-    const { failures, count } = await recentSignInFailures(request.unitOfWork!.db, { limit: SHOWN, since })
+    const { failures, count } = await recentSignInFailures(request.unitOfWork.db, { limit: SHOWN, since })
     return reply.render('manage-sign-ins', { title: 'Failed sign-ins', failures, lastDay: count, keptDays: SIGN_IN_FAILURES_KEPT_DAYS, limits: SIGN_IN_LIMITS })
   })
 }

@@ -51,7 +51,7 @@ const DONE: Record<string, (name: string) => string> = {
  */
 const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
   async function usersPage (request: FastifyRequest, overrides: Partial<UsersPage> = {}): Promise<UsersPage & { title: string }> {
-    const db = request.unitOfWork?.db ?? fastify.db.reader
+    const db = request.unitOfWorkOrNull?.db ?? fastify.db.reader
     const [users, log] = await Promise.all([listUsers(db), userLog(db, 20)])
     return { title: 'Users', users, log, done: null, problem: null, errors: {}, form: { username: '', role: 'member' }, reset: null, ...overrides }
   }
@@ -62,7 +62,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
 
   /** The user named in the path, at the version the page showed; changes to yourself are refused. */
   async function target (request: FastifyRequest<{ Params: UserParams, Body: VersionBody }>): Promise<{ user: User, version: number }> {
-    const user = await findUser(request.unitOfWork!.db, request.params.username)
+    const user = await findUser(request.unitOfWork.db, request.params.username)
     if (user === undefined) throw new NotFoundError(`There is no user "${request.params.username}"`)
     if (user.username === request.principal!.name) throw invalidInput({ user: 'is you: ask another manager to change your own account' })
     const version = Number(request.body?.version ?? user.version)
@@ -89,7 +89,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
 
   fastify.post<{ Body: AddUserBody }>('/manage/users', { schema: { body: textFields('username', 'password', 'role') }, errorHandler: refusedUserChange }, async function addUser (request, reply) {
     const { username = '', password = '', role = '' } = request.body ?? {}
-    const uow = request.unitOfWork!
+    const uow = request.unitOfWork
     const users = await listUsers(uow.db)
     const errors: FieldErrors = {}
     const name = username.trim()
@@ -117,11 +117,11 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     if (!isRole(role)) throw invalidInput({ role: 'must be member or manager' })
     const { user, version } = await target(request)
     // Judged here on what this request read, and again inside the commit (two managers may act at once).
-    if (user.role === 'manager' && role === 'member' && user.disabledAt === null && await countActiveManagers(request.unitOfWork!.db) === 1) {
+    if (user.role === 'manager' && role === 'member' && user.disabledAt === null && await countActiveManagers(request.unitOfWork.db) === 1) {
       throw invalidInput({ user: lastManagerMessage(user.username) })
     }
     const actor = actorOf(request)
-    request.unitOfWork!.stage((transaction) => changeRole(transaction, actor, user, role, version))
+    request.unitOfWork.stage((transaction) => changeRole(transaction, actor, user, role, version))
     return reply.seeOther(`/manage/users?done=role&name=${encodeURIComponent(user.username)}`)
   })
 
@@ -129,11 +129,11 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     fastify.post<{ Params: UserParams, Body: VersionBody }>(`/manage/users/:username/${action}`, { schema: { body: VERSION_FORM }, errorHandler: refusedUserChange }, async function setUserDisabled (request, reply) {
       const { user, version } = await target(request)
       const disabling = action === 'disable'
-      if (disabling && user.role === 'manager' && user.disabledAt === null && await countActiveManagers(request.unitOfWork!.db) === 1) {
+      if (disabling && user.role === 'manager' && user.disabledAt === null && await countActiveManagers(request.unitOfWork.db) === 1) {
         throw invalidInput({ user: lastManagerMessage(user.username) })
       }
       const actor = actorOf(request)
-      request.unitOfWork!.stage((transaction) => setDisabled(transaction, actor, user, disabling, version))
+      request.unitOfWork.stage((transaction) => setDisabled(transaction, actor, user, disabling, version))
       return reply.seeOther(`/manage/users?done=${disabling ? 'disabled' : 'enabled'}&name=${encodeURIComponent(user.username)}`)
     })
   }
@@ -143,7 +143,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     // Two deliberate steps: disabling (reversible) first, then removing (for good).
     if (user.disabledAt === null) throw invalidInput({ user: `${user.username} must be disabled before they can be removed` })
     const actor = actorOf(request)
-    request.unitOfWork!.stage((transaction) => removeUser(transaction, actor, user, version))
+    request.unitOfWork.stage((transaction) => removeUser(transaction, actor, user, version))
     return reply.seeOther(`/manage/users?done=removed&name=${encodeURIComponent(user.username)}`)
   })
 
@@ -154,7 +154,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     const token = newResetToken()
     const now = new Date()
     const actor = actorOf(request)
-    request.unitOfWork!.stage((transaction) => createPasswordReset(transaction, actor, user, token, now))
+    request.unitOfWork.stage((transaction) => createPasswordReset(transaction, actor, user, token, now))
     reply.header('cache-control', 'no-store')
     const link = `${request.protocol}://${request.host}/reset/${token}`
     const expiresAt = new Date(now.getTime() + RESET_LIFETIME_MS).toISOString()

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { toMaintenancePrincipal } from '../auth/principal.js'
+import type { Principal } from '../auth/principal.js'
 import type { Catalog } from '../content/catalog.js'
 import type { Database } from '../db/database.js'
 import { isDatabaseUnavailable } from '../db/errors.js'
@@ -11,7 +11,7 @@ import { claimableTaskIds, claimTask, findTask, heartbeatTask, updateTask, type 
 /** What a running task may use. */
 export interface TaskEnvironment {
   database: Database
-  engine: UnitOfWorkEngine
+  engine: UnitOfWorkEngine<Principal | null>
   catalog: Catalog
   maintenance: MaintenanceController
   /** This instance: the owner of the tasks it runs. */
@@ -162,7 +162,7 @@ export class TaskRunner {
   #makeRun (task: Task, signal: AbortSignal): TaskRun {
     const env = this.#env
     const db = env.database.writer
-    const principal = toMaintenancePrincipal(task.startedBy)
+    const principal = task.startedBy
     return {
       task,
       env,

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely'
-import type { Principal } from '../auth/principal.js'
+import { principalFor, type Principal } from '../auth/principal.js'
 import type { DB, TaskState, TaskTable } from '../db/schema.js'
 
 export type TaskKind = 'reindex' | 'export'
@@ -35,7 +35,7 @@ export function toTask (row: Selectable<TaskTable>): Task {
     done: row.done,
     total: row.total,
     checkpoint: row.checkpoint === null ? null : JSON.parse(row.checkpoint),
-    startedBy: { name: row.started_by, role: row.started_by_role as Principal['role'] },
+    startedBy: principalFor({ name: row.started_by, role: row.started_by_role as Principal['role'] }),
     startedAt: row.started_at,
     heartbeatAt: row.heartbeat_at,
     owner: row.owner,

@@ -1,16 +1,29 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Principal } from '../auth/principal.js'
 import { DirectSendError } from '../errors.js'
-import { UnitOfWorkEngine, type UnitOfWork } from './unit-of-work.js'
+import { UnitOfWorkEngine, type Actor, type UnitOfWork } from './unit-of-work.js'
+
+/**
+ * Who the application's units of work run as is the application's own type, named by
+ * declaration merging (like `@fastify/jwt`'s `FastifyJWT`), so that this folder imports nothing
+ * from the one that knows people:
+ * `declare module './unit-of-work/plugin.js' { interface UnitOfWorkTypes { principal: Principal | null } }`
+ */
+export interface UnitOfWorkTypes {}
+export type RequestPrincipal = UnitOfWorkTypes extends { principal: infer P extends Actor } ? P : Actor
 
 declare module 'fastify' {
   interface FastifyInstance {
-    unitOfWork: UnitOfWorkEngine
+    unitOfWork: UnitOfWorkEngine<RequestPrincipal>
   }
   interface FastifyRequest {
-    /** The current attempt's unit of work; null outside a handler or on routes that opt out. */
-    unitOfWork: UnitOfWork | null
+    /**
+     * The unit of work of the handler's current attempt. Every route handler runs in one (but
+     * routes with `config: { unitOfWork: false }`); anywhere else reading it throws.
+     */
+    readonly unitOfWork: UnitOfWork<RequestPrincipal>
+    /** The same, or null before the handler runs and on routes that opt out: for hooks and error handlers. */
+    unitOfWorkOrNull: UnitOfWork<RequestPrincipal> | null
   }
   interface FastifyContextConfig {
     /** `false` for routes that never write and must not be wrapped (streams, static files). */
@@ -20,7 +33,8 @@ declare module 'fastify' {
 
 export interface UnitOfWorkPluginOptions {
   attempts: number
-  principalOf: (request: FastifyRequest) => Principal | null
+  /** Who makes the request; called once per request, when its handler starts. */
+  principalOf: (request: FastifyRequest) => RequestPrincipal
 }
 
 const kAbort = Symbol('quiesce.unitOfWork.abort')
@@ -34,14 +48,21 @@ interface AbortableRequest { [kAbort]?: AbortController }
  * `reply.seeOther(url)` for a redirect) so that nothing is sent before the commit.
  */
 const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async function unitOfWorkPlugin (fastify, options) {
-  const engine = new UnitOfWorkEngine({
+  const engine = new UnitOfWorkEngine<RequestPrincipal>({
     writer: fastify.db.writer,
     reader: fastify.db.reader,
     attempts: options.attempts,
     log: fastify.log,
   })
   fastify.decorate('unitOfWork', engine)
-  fastify.decorateRequest('unitOfWork', null)
+  fastify.decorateRequest('unitOfWorkOrNull', null)
+  fastify.decorateRequest('unitOfWork', {
+    getter (this: FastifyRequest) {
+      const unitOfWork = this.unitOfWorkOrNull
+      if (unitOfWork === null) throw new Error('request.unitOfWork is there only in a route handler that runs in a unit of work (not in a hook, nor on a route with config.unitOfWork false): use request.unitOfWorkOrNull')
+      return unitOfWork
+    },
+  })
   fastify.decorateReply('seeOther', function seeOther (this: FastifyReply, url: string) {
     this.code(303).header('location', url)
     return ''
@@ -58,7 +79,7 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
 
   // A handler that sends by itself would answer before its writes commit: refuse the writes.
   fastify.addHook('onSend', async function refuseDirectSend (request) {
-    const unitOfWork = request.unitOfWork
+    const unitOfWork = request.unitOfWorkOrNull
     if (unitOfWork?.state === 'open' && unitOfWork.hasWrites) {
       unitOfWork.discard()
       throw new DirectSendError()
@@ -70,14 +91,14 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
   })
 }
 
-function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine, principalOf: UnitOfWorkPluginOptions['principalOf']): RouteHandlerMethod {
+function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine<RequestPrincipal>, principalOf: UnitOfWorkPluginOptions['principalOf']): RouteHandlerMethod {
   return async function handlerInUnitOfWork (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
     const abort = new AbortController()
     ;(request as AbortableRequest)[kAbort] = abort
     const initialStatus = reply.statusCode
     const initialHeaders = { ...reply.getHeaders() }
     return engine.run(principalOf(request), async (unitOfWork) => {
-      request.unitOfWork = unitOfWork
+      request.unitOfWorkOrNull = unitOfWork
       const payload = await handler.call(this, request, reply)
       if (reply.statusCode >= 400) unitOfWork.discard()
       return payload

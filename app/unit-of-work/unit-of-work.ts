@@ -2,35 +2,41 @@ import type { Expression, Kysely, Transaction } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
 import type { DB } from '../db/schema.js'
-import type { Principal } from '../auth/principal.js'
 import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
 
 /** A write staged by a handler; it runs inside the commit transaction, in staging order. */
 export type StagedWrite = (transaction: Transaction<DB>) => Promise<void>
 export type AfterCommit = () => void | Promise<void>
 
-export interface CommitContext {
+/**
+ * Who a unit of work runs as, as far as the unit of work is concerned: a name for the commit
+ * log (null: nobody signed in). The principal itself is the application's type; the unit of
+ * work carries it to the seams' hooks without looking further into it.
+ */
+export type Actor = { readonly name: string } | null
+
+export interface CommitContext<P extends Actor = Actor> {
   transaction: Transaction<DB>
-  unitOfWork: UnitOfWork
+  unitOfWork: UnitOfWork<P>
 }
 
-export interface RetryContext {
+export interface RetryContext<P extends Actor = Actor> {
   /** The attempt about to start (2 for the first retry). */
   attempt: number
-  principal: Principal | null
+  principal: P
   /** The conflict that caused the retry. */
   cause: Error
 }
 
 /** Runs inside the commit transaction, before the staged writes; throwing vetoes the commit. */
-export type BeforeWritesHook = (context: CommitContext) => Promise<void>
+export type BeforeWritesHook<P extends Actor = Actor> = (context: CommitContext<P>) => Promise<void>
 /**
  * Runs before a commit with writes opens its transaction; throwing refuses the commit without
  * taking a connection or a lock. (The in-transaction hooks still judge every commit that goes on.)
  */
-export type BeforeCommitHook = (context: { unitOfWork: UnitOfWork }) => Promise<void>
+export type BeforeCommitHook<P extends Actor = Actor> = (context: { unitOfWork: UnitOfWork<P> }) => Promise<void>
 /** Runs before each retry; throwing ends the request with that error. */
-export type BeforeRetryHook = (context: RetryContext) => Promise<void>
+export type BeforeRetryHook<P extends Actor = Actor> = (context: RetryContext<P>) => Promise<void>
 /**
  * What each commit records as `commit_log.state_version`: an expression the database evaluates
  * in the commit's last statement, after the staged writes, inside the commit transaction.
@@ -43,16 +49,16 @@ type State = 'open' | 'committing' | 'committed' | 'discarded'
  * One attempt of one request (or one batch of a task): it reads through the read-only handle,
  * stages writes and side effects, and is committed once, or discarded.
  */
-export class UnitOfWork {
+export class UnitOfWork<P extends Actor = Actor> {
   readonly db: Kysely<DB>
-  readonly principal: Principal | null
+  readonly principal: P
   readonly attempt: number
   readonly signal: AbortSignal | undefined
   #state: State = 'open'
   readonly #writes: StagedWrite[] = []
   readonly #afterCommit: AfterCommit[] = []
 
-  constructor (db: Kysely<DB>, principal: Principal | null, attempt: number, signal?: AbortSignal) {
+  constructor (db: Kysely<DB>, principal: P, attempt: number, signal?: AbortSignal) {
     this.db = db
     this.principal = principal
     this.attempt = attempt
@@ -117,14 +123,14 @@ export interface RunOptions {
  * Commits units of work with optimistic version checks, retries conflicts, and offers two seams:
  * hooks inside the commit transaction before the writes, and hooks before each retry.
  */
-export class UnitOfWorkEngine {
+export class UnitOfWorkEngine<P extends Actor = Actor> {
   readonly attempts: number
   readonly #writer: Kysely<DB>
   readonly #reader: Kysely<DB>
   readonly #log: FastifyBaseLogger
-  readonly #beforeWrites: BeforeWritesHook[] = []
-  readonly #beforeRetry: BeforeRetryHook[] = []
-  readonly #beforeCommit: BeforeCommitHook[] = []
+  readonly #beforeWrites: BeforeWritesHook<P>[] = []
+  readonly #beforeRetry: BeforeRetryHook<P>[] = []
+  readonly #beforeCommit: BeforeCommitHook<P>[] = []
   #stamp: CommitStamp | undefined
   readonly #commits = new Set<Promise<unknown>>()
   #closed = false
@@ -137,15 +143,15 @@ export class UnitOfWorkEngine {
     this.#log = options.log
   }
 
-  onBeforeWrites (hook: BeforeWritesHook): void {
+  onBeforeWrites (hook: BeforeWritesHook<P>): void {
     this.#beforeWrites.push(hook)
   }
 
-  onBeforeRetry (hook: BeforeRetryHook): void {
+  onBeforeRetry (hook: BeforeRetryHook<P>): void {
     this.#beforeRetry.push(hook)
   }
 
-  onBeforeCommit (hook: BeforeCommitHook): void {
+  onBeforeCommit (hook: BeforeCommitHook<P>): void {
     this.#beforeCommit.push(hook)
   }
 
@@ -162,7 +168,7 @@ export class UnitOfWorkEngine {
     return this.#writesInFlight
   }
 
-  begin (principal: Principal | null, attempt = 1, signal?: AbortSignal): UnitOfWork {
+  begin (principal: P, attempt = 1, signal?: AbortSignal): UnitOfWork<P> {
     return new UnitOfWork(this.#reader, principal, attempt, signal)
   }
 
@@ -170,7 +176,7 @@ export class UnitOfWorkEngine {
    * Runs `work` in a unit of work and commits it; a conflict runs it again from the start, up to
    * the configured attempts. The last conflict is thrown as `409 QUIESCE_CONFLICT`.
    */
-  async run<T> (principal: Principal | null, work: (unitOfWork: UnitOfWork) => Promise<T>, options: RunOptions = {}): Promise<T> {
+  async run<T> (principal: P, work: (unitOfWork: UnitOfWork<P>) => Promise<T>, options: RunOptions = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const unitOfWork = this.begin(principal, attempt, options.signal)
       let result: T
@@ -199,7 +205,7 @@ export class UnitOfWorkEngine {
    * Applies the staged writes in one short transaction. A unit of work that staged nothing
    * commits trivially, without a transaction. `afterCommit` effects run only after success.
    */
-  async commit (unitOfWork: UnitOfWork): Promise<void> {
+  async commit (unitOfWork: UnitOfWork<P>): Promise<void> {
     if (this.#closed) throw new Error('the unit of work engine is closed')
     unitOfWork.signal?.throwIfAborted()
     if (unitOfWork.hasWrites) {

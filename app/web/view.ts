@@ -2,10 +2,10 @@ import fastifyView from '@fastify/view'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Eta } from 'eta'
-import { isManager, toMaintenancePrincipal, type Principal } from '../auth/principal.js'
+import type { Principal } from '../auth/principal.js'
 import type { MaintenanceController } from '../maintenance/index.js'
 import type { MaintenanceWindow } from '../maintenance/store.js'
-import { MODE_LABELS, type MaintenanceState, type Mode } from '../maintenance/state.js'
+import { MODE_LABELS, publicState, type MaintenanceState, type Mode } from '../maintenance/state.js'
 import { VIEWS_DIR } from '../paths.js'
 import { maintenanceName, whatItMeansFor } from './banner.js'
 
@@ -42,7 +42,7 @@ export interface Banner {
   reason: string | null
   since: string
   until: string | null
-  /** Only managers learn who the maintainer is. */
+  /** Only managers learn who the maintainer is ({@link publicState} decides, as for the API and the event stream). */
   maintainer: string | null
   /** Whether this reader's changes would be saved now. */
   canWrite: boolean
@@ -143,22 +143,18 @@ function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
     reply.locals.maintenance = WITHOUT_MAINTENANCE
     return
   }
-  const canWrite = maintenance.mayWrite(toMaintenancePrincipal(request.principal))
+  const canWrite = maintenance.mayWrite(request.principal)
   reply.locals.maintenance = pageBanner(maintenance.state, request.principal, canWrite, maintenance.upcoming)
 }
 
 /** What the banner and the edit buttons show a reader (`canWrite`: whether their changes would be saved now). */
 export function pageBanner (state: MaintenanceState, principal: Principal | null, canWrite: boolean, upcoming: MaintenanceWindow | null): Banner {
   return {
-    mode: state.mode,
+    // What this reader may know of the state: the same as GET /api/maintenance tells them.
+    ...publicState(state, principal),
     label: MODE_LABELS[state.mode],
     name: maintenanceName(state.mode),
     meaning: whatItMeansFor(state, principal, canWrite),
-    version: state.version,
-    reason: state.reason,
-    since: state.since,
-    until: state.until,
-    maintainer: isManager(principal) ? state.maintainer : null,
     canWrite,
     closed: state.mode === 'exclusive' && !canWrite,
     upcoming: upcomingWindow(upcoming),

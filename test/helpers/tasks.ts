@@ -4,6 +4,7 @@ import { expect } from 'vitest'
 import { catalogFor } from '../../app/content/catalog.js'
 import { openDatabase, type Database } from '../../app/db/database.js'
 import type { UnitOfWork } from '../../app/unit-of-work/unit-of-work.js'
+import type { RequestPrincipal } from '../../app/unit-of-work/plugin.js'
 import { createTestDatabase, type DatabaseKind } from './databases.js'
 
 export { deferred, until } from './wait.js'
@@ -59,7 +60,7 @@ export class BatchWatch {
   install (app: FastifyInstance): void {
     const engine = app.unitOfWork
     const commit = engine.commit.bind(engine)
-    engine.commit = async (uow: UnitOfWork) => {
+    engine.commit = async (uow: UnitOfWork<RequestPrincipal>) => {
       const name = uow.principal?.name
       if (!uow.hasWrites || name === undefined || !this.taskPrincipals.has(name)) return commit(uow)
       const batch: BatchCommit = { n: this.commits.length + 1, attempt: uow.attempt, principal: name, uow }
