@@ -110,7 +110,6 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       store: kyselyMaintenanceStore(options.database.writer),
       unitOfWork: app.unitOfWork,
       principalOf: (request) => request.principal,
-      identify: (principal) => principal as Principal | null,
       changeSignal: changeSignalFor(options.database, app.log),
       instanceId: options.config.instanceId,
       retryAfterSeconds: options.config.retryAfterSeconds,
