@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addPrincipals, anonymousBrowser, basicOf, type Account } from './helpers/principals.js'
+import { addPrincipals, anonymousBrowser, basicOf, signedInBrowser, type Account } from './helpers/principals.js'
 import { backToNormal, switchTo } from './helpers/maintenance.js'
 import { dataSnapshot } from './helpers/snapshot.js'
 
@@ -36,15 +36,18 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
   })
   afterAll(async () => { await site.close() })
 
+  /** A signed-in browser's cookie and CSRF token, as the headers of a form post. */
+  async function sessionOf (as: Account): Promise<Record<string, string>> {
+    const browser = await signedInBrowser(site.app, as)
+    return { cookie: browser.cookie, 'x-csrf-token': browser.csrf }
+  }
+
   async function post (form: typeof FORMS[number], contentType: string, payload: string) {
     const headers: Record<string, string> = { accept: 'application/json', 'content-type': contentType }
-    if (form.as === 'anonymous') {
-      const browser = await anonymousBrowser(site.app)
-      headers.cookie = browser.cookie
-      headers['x-csrf-token'] = browser.csrf
-    } else {
-      headers.authorization = basicOf(form.as)
-    }
+    // A browser session and its CSRF token: Basic credentials carry no authority to a form.
+    const browser = form.as === 'anonymous' ? await anonymousBrowser(site.app) : await signedInBrowser(site.app, form.as)
+    headers.cookie = browser.cookie
+    headers['x-csrf-token'] = browser.csrf
     return site.app.inject({ method: 'POST', url: form.url, headers, payload })
   }
 
@@ -72,11 +75,11 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
   })
 
   it('a form posted without a body is an empty one; a JSON body that is not an object is refused', async () => {
-    const empty = await site.app.inject({ method: 'POST', url: '/docs', headers: { authorization: basicOf('member'), accept: 'application/json' } })
+    const empty = await site.app.inject({ method: 'POST', url: '/docs', headers: { ...await sessionOf('member'), accept: 'application/json' } })
     expect(empty.statusCode).toBe(400)
     expect(empty.json()).toMatchObject({ code: 'QUIESCE_INVALID_INPUT', fields: { title: 'is required', body: 'is required' } })
     for (const payload of ['"text"', '[1]', '7', 'true']) {
-      const response = await site.app.inject({ method: 'POST', url: '/docs', headers: { authorization: basicOf('member'), accept: 'application/json', 'content-type': 'application/json' }, payload })
+      const response = await site.app.inject({ method: 'POST', url: '/docs', headers: { ...await sessionOf('member'), accept: 'application/json', 'content-type': 'application/json' }, payload })
       expect(response.statusCode, payload).toBe(400)
       expect(response.json().code, payload).toBe('QUIESCE_INVALID_INPUT')
     }
@@ -90,7 +93,7 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
         ['/manage/maintenance', { mode: 'concurrent', until: 9007199254740994, expectedVersion: 'x' }],
         ['/manage/windows', { mode: ['a', 'b'], reason: {}, startsAt: { at: 'noon' }, endsAt: 12 }],
       ] as const) {
-        const response = await site.app.inject({ method: 'POST', url, headers: { authorization: basicOf('maintainer'), accept: 'text/html', 'content-type': 'application/json' }, payload: body })
+        const response = await site.app.inject({ method: 'POST', url, headers: { ...await sessionOf('maintainer'), accept: 'text/html', 'content-type': 'application/json' }, payload: body })
         expect(response.statusCode, `${url} ${JSON.stringify(body)}`).toBe(400)
         expect(response.body).toContain('<h1>Control panel</h1>')
       }
@@ -103,7 +106,7 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
     const response = await site.app.inject({
       method: 'POST',
       url: '/docs',
-      headers: { authorization: basicOf('member'), 'content-type': 'application/json' },
+      headers: { ...await sessionOf('member'), 'content-type': 'application/json' },
       payload: { title: 807209791, body: true },
     })
     expect(response.statusCode).toBe(303)
