@@ -196,11 +196,10 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
 
   fastify.decorate('requireSignedIn', async function requireSignedIn (request: FastifyRequest) {
-    if (request.principal === null) throw new UnauthorizedError()
+    signedIn(request)
   })
   fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
-    if (request.principal === null) throw new UnauthorizedError()
-    if (!request.principal.canManage) throw new ForbiddenError('Only managers may do this')
+    if (!signedIn(request).canManage) throw new ForbiddenError('Only managers may do this')
   })
 
   const pruneTimer = setInterval(() => {
@@ -215,6 +214,16 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
 
 function isFormBody (request: FastifyRequest): boolean {
   return request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true
+}
+
+/**
+ * The principal of a request that must be signed in: what a handler behind `requireSignedIn` or
+ * `requireManager` reads (a `401` if it is not there, as those hooks answer).
+ */
+export function signedIn (request: FastifyRequest): Principal {
+  const principal = request.principal
+  if (principal === null) throw new UnauthorizedError()
+  return principal
 }
 
 function parseBasic (header: string): { username: string, password: string } | undefined {

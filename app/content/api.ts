@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { signedIn } from '../auth/plugin.js'
 import { MAX_INTEGER } from '../db/schema.js'
 import { ConflictError, invalidInput } from '../errors.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document } from './documents.js'
@@ -53,12 +54,12 @@ const contentApi: FastifyPluginAsyncTypebox = async function contentApi (fastify
     if (existing === undefined) {
       if (expectedVersion !== undefined) throw new ConflictError(`Document "${slug}" does not exist (any more); expected version ${expectedVersion}`)
       reply.code(201)
-      return documentJson(fastify.documents.create(unitOfWork, slug, checked.value, request.principal!.name))
+      return documentJson(fastify.documents.create(unitOfWork, slug, checked.value, signedIn(request).name))
     }
     if (expectedVersion !== undefined && expectedVersion !== existing.version) {
       throw new ConflictError(`Document "${slug}" is at version ${existing.version}, not ${expectedVersion}`)
     }
-    return documentJson(fastify.documents.update(unitOfWork, existing, checked.value, request.principal!.name))
+    return documentJson(fastify.documents.update(unitOfWork, existing, checked.value, signedIn(request).name))
   })
 
   fastify.delete('/api/docs/:slug', {

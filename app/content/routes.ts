@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { signedIn } from '../auth/plugin.js'
 import { ConflictError, invalidInput, type FieldErrors } from '../errors.js'
 import type { SearchHit } from './catalog.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document, type DocumentSummary } from './documents.js'
@@ -94,7 +95,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
       if (typedSlug !== '' || errors.title === undefined) errors.slug = problem
     } else if (await findDocument(request.unitOfWork.db, slug) !== undefined) errors.slug = 'is already taken by another document'
     if (checked.errors !== undefined || Object.keys(errors).length > 0) throw invalidInput(errors)
-    fastify.documents.create(request.unitOfWork, slug, checked.value!, request.principal!.name)
+    fastify.documents.create(request.unitOfWork, slug, checked.value!, signedIn(request).name)
     return reply.seeOther(`/docs/${slug}?saved=1`)
   })
 
@@ -127,7 +128,7 @@ const contentRoutes: FastifyPluginAsync = async function contentRoutes (fastify)
     const checked = validateDocumentInput(body)
     if (checked.errors !== undefined) throw invalidInput(checked.errors)
     assertSameVersion(doc, body.version)
-    fastify.documents.update(request.unitOfWork, doc, checked.value, request.principal!.name)
+    fastify.documents.update(request.unitOfWork, doc, checked.value, signedIn(request).name)
     return reply.seeOther(`/docs/${doc.slug}?saved=1`)
   })
 

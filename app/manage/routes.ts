@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { signedIn } from '../auth/plugin.js'
 import { MAX_INTEGER } from '../db/schema.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
@@ -108,9 +109,9 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       // This step writes nothing: it is not one of the writes in flight it reports.
       fastify.maintenance.untrack(request)
       const form = { mode: 'exclusive', reason: body.reason ?? '', until: body.until ?? '', expectedVersion: String(body.expectedVersion ?? '') }
-      return reply.render('manage-confirm', { title: 'Close the site?', state, impact: await exclusiveImpact(fastify, request.principal!), form, recentMinutes: RECENT_MINUTES })
+      return reply.render('manage-confirm', { title: 'Close the site?', state, impact: await exclusiveImpact(fastify, signedIn(request)), form, recentMinutes: RECENT_MINUTES })
     }
-    await fastify.maintenance.change(request.principal!, {
+    await fastify.maintenance.change(signedIn(request), {
       mode: body.mode ?? '',
       reason: body.reason ?? null,
       until: untilFromForm(body.until),
@@ -158,7 +159,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       errorHandler: refusedChange,
     }, async function scheduleWindow (request, reply) {
       const body = request.body ?? {}
-      await fastify.maintenance.scheduleWindow(request.principal!, {
+      await fastify.maintenance.scheduleWindow(signedIn(request), {
         mode: body.mode ?? '',
         reason: body.reason ?? null,
         startsAt: untilFromForm(body.startsAt) ?? '',
@@ -170,7 +171,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     fastify.post<{ Params: { id: string } }>('/manage/windows/:id/cancel', {
       errorHandler: refusedChange,
     }, async function cancelWindow (request, reply) {
-      await fastify.maintenance.cancelWindow(request.principal!, Number(request.params.id))
+      await fastify.maintenance.cancelWindow(signedIn(request), Number(request.params.id))
       return reply.seeOther('/manage#windows')
     })
 

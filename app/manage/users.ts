@@ -2,6 +2,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { nameProblem } from '../auth/access-file.js'
 import { createPasswordReset, newResetToken, RESET_LIFETIME_MS } from '../auth/password-resets.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
+import { signedIn } from '../auth/plugin.js'
 import {
   changeRole, countActiveManagers, findUser, insertUser, isRole, lastManagerMessage, listUsers, logUserAction, removeUser, setDisabled, userLog,
   type User, type UserActor, type UserLogEntry,
@@ -57,14 +58,14 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
   }
 
   function actorOf (request: FastifyRequest): UserActor {
-    return { name: request.principal!.name, channel: 'web' }
+    return { name: signedIn(request).name, channel: 'web' }
   }
 
   /** The user named in the path, at the version the page showed; changes to yourself are refused. */
   async function target (request: FastifyRequest<{ Params: UserParams, Body: VersionBody }>): Promise<{ user: User, version: number }> {
     const user = await findUser(request.unitOfWork.db, request.params.username)
     if (user === undefined) throw new NotFoundError(`There is no user "${request.params.username}"`)
-    if (user.username === request.principal!.name) throw invalidInput({ user: 'is you: ask another manager to change your own account' })
+    if (user.username === signedIn(request).name) throw invalidInput({ user: 'is you: ask another manager to change your own account' })
     const version = Number(request.body?.version ?? user.version)
     if (!Number.isInteger(version)) throw invalidInput({ version: 'must be a whole number' })
     if (version !== user.version) throw new ConflictError(`${user.username} was changed by someone else meanwhile; look again and retry`)

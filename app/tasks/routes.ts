@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { fastifySSE } from '@fastify/sse'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { signedIn } from '../auth/plugin.js'
 import { MAX_INTEGER } from '../db/schema.js'
 import { NotFoundError } from '../errors.js'
 import { exportsDir } from './export-task.js'
@@ -43,11 +44,11 @@ const taskRoutes: FastifyPluginAsync = async function taskRoutes (fastify) {
 
   for (const kind of ['reindex', 'export'] as TaskKind[]) {
     fastify.post(`/manage/tasks/${kind}`, async function startFromPanel (request, reply) {
-      const task = await tasks.start(kind, request.principal!)
+      const task = await tasks.start(kind, signedIn(request))
       return reply.seeOther(`/manage/tasks/${task.id}`)
     })
     fastify.post(`/api/tasks/${kind}`, async function startFromApi (request, reply) {
-      const task = await tasks.start(kind, request.principal!)
+      const task = await tasks.start(kind, signedIn(request))
       reply.code(202).header('location', `/api/tasks/${task.id}`)
       return { id: task.id }
     })
