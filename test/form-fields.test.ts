@@ -36,18 +36,17 @@ describe.each(DATABASE_KINDS)('form fields on %s', (kind) => {
   })
   afterAll(async () => { await site.close() })
 
-  /** A signed-in browser's cookie and CSRF token, as the headers of a form post. */
-  async function sessionOf (as: Account): Promise<Record<string, string>> {
-    const browser = await signedInBrowser(site.app, as)
+  /**
+   * A browser's cookie and CSRF token, as the headers of a form post (Basic credentials carry no
+   * authority to a form).
+   */
+  async function sessionOf (as: Account | 'anonymous'): Promise<Record<string, string>> {
+    const browser = as === 'anonymous' ? await anonymousBrowser(site.app) : await signedInBrowser(site.app, as)
     return { cookie: browser.cookie, 'x-csrf-token': browser.csrf }
   }
 
   async function post (form: typeof FORMS[number], contentType: string, payload: string) {
-    const headers: Record<string, string> = { accept: 'application/json', 'content-type': contentType }
-    // A browser session and its CSRF token: Basic credentials carry no authority to a form.
-    const browser = form.as === 'anonymous' ? await anonymousBrowser(site.app) : await signedInBrowser(site.app, form.as)
-    headers.cookie = browser.cookie
-    headers['x-csrf-token'] = browser.csrf
+    const headers = { ...await sessionOf(form.as), accept: 'application/json', 'content-type': contentType }
     return site.app.inject({ method: 'POST', url: form.url, headers, payload })
   }
 

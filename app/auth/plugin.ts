@@ -160,11 +160,9 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     }
     const principal = principalFor(identity)
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
-    if (principal.isEmergency) {
-      verifiedBasic.set(key, { principal, stamp: null, expires: Date.now() + BASIC_CACHE_MS })
-    } else if (stamp !== undefined) {
-      verifiedBasic.set(key, { principal, stamp, expires: Date.now() + BASIC_CACHE_MS })
-    }
+    // The emergency user has no row to stamp; a user whose row could not be read is not remembered.
+    const cachedStamp = principal.isEmergency ? null : stamp
+    if (cachedStamp !== undefined) verifiedBasic.set(key, { principal, stamp: cachedStamp, expires: Date.now() + BASIC_CACHE_MS })
     return principal
   }
 
