@@ -199,6 +199,31 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
       expect(await site.database.writer.selectFrom('maintenance_window').selectAll().where('reason', '=', 'forged window').execute()).toEqual([])
     })
 
+    // A page of another site can also make the browser send a POST with no body, or a text/plain
+    // one, without a preflight (fetch with mode 'no-cors'); the remembered Basic credentials go with it.
+    it('Basic credentials carry no authority to a request another site made, with or without a body', async () => {
+      const tasksBefore = await site.database.writer.selectFrom('task').select('id').execute()
+      const forgeries = [
+        { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' } },
+        { headers: { 'sec-fetch-site': 'same-site' } },
+        { headers: { origin: 'https://evil.example' } },
+        { headers: { origin: 'null' } },
+        { headers: { 'content-type': 'text/plain' }, payload: '{}' },
+      ]
+      for (const forgery of forgeries) {
+        const response = await site.app.inject({ method: 'POST', url: '/api/tasks/export', headers: { authorization: BOSS, ...forgery.headers }, payload: forgery.payload })
+        expect(response.statusCode, JSON.stringify(forgery)).toBe(403)
+        expect(response.json()).toMatchObject({ code: 'QUIESCE_CSRF_INVALID' })
+      }
+      expect(await site.database.writer.selectFrom('task').select('id').execute()).toEqual(tasksBefore)
+      // The site's own pages and scripts without browser headers are the API as before.
+      for (const headers of [{}, { 'sec-fetch-site': 'same-origin', origin: 'https://quiesce.example:8443' }, { 'sec-fetch-site': 'none' }]) {
+        const response = await site.app.inject({ method: 'POST', url: '/api/tasks/export', headers: { authorization: BOSS, host: 'quiesce.example:8443', ...headers } })
+        expect(response.statusCode, JSON.stringify(headers) + response.body).toBe(202)
+        await site.app.inject({ method: 'POST', url: `${response.headers.location as string}/cancel`, headers: { authorization: BOSS } })
+      }
+    })
+
     it('Basic credentials with a JSON body are the API, no token needed', async () => {
       const response = await site.app.inject({
         method: 'PUT',

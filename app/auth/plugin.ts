@@ -166,11 +166,13 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     return principal
   }
 
-  // An API request without a signed-in session and without a form body needs no token: a forged
-  // cross-site request can send a form but not JSON (that takes a CORS preflight nobody grants),
-  // and one without credentials gets the route's own answer (401), not a CSRF error. Everywhere
-  // else a token is needed, Basic credentials or not: a browser that has cached Basic credentials
-  // sends them with a forged form post by itself.
+  // An API request without a signed-in session needs no token when no browser could have been
+  // made to send it by another site: its body is JSON (a cross-site page cannot send that without
+  // a CORS preflight nobody grants) or absent, and the browser's own headers (Sec-Fetch-Site,
+  // Origin) do not say it came from another site. One without credentials gets the route's own
+  // answer (401), not a CSRF error. Everywhere else a token is needed, Basic credentials or not: a
+  // browser that has cached Basic credentials sends them with a forged form post, or a forged
+  // body-less `fetch(..., { method: 'POST', mode: 'no-cors' })`, by itself.
   // Forms stay checked even when anonymous: the login form must not accept forged sign-ins.
   fastify.addHook('preValidation', function checkCsrf (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     // Whose session this is cannot be known now; refused here, after the body was read, so that a
@@ -180,7 +182,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
       return
     }
     if (!UNSAFE_METHODS.has(request.method) ||
-      (request.authenticatedBy !== 'session' && request.url.startsWith('/api/') && !isFormBody(request))) {
+      (request.authenticatedBy !== 'session' && request.url.startsWith('/api/') && !mayBeForged(request))) {
       done()
       return
     }
@@ -210,8 +212,32 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
 }
 
-function isFormBody (request: FastifyRequest): boolean {
-  return request.headers['content-type']?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true
+/** Bodies a page of another site can make a browser send without asking (CORS-safelisted). */
+const FORGEABLE_BODIES = ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain']
+/** Sec-Fetch-Site values of a request this site's own pages, or the person, made. */
+const OWN_SITE = new Set(['same-origin', 'none'])
+
+/**
+ * Whether a browser may have sent this request for another site's page: a body another site can
+ * send, or the browser's headers naming another site as its maker. Scripts and the CLI send
+ * neither header; every browser in use sends Sec-Fetch-Site, and Origin on cross-origin posts.
+ */
+function mayBeForged (request: FastifyRequest): boolean {
+  const contentType = request.headers['content-type']?.toLowerCase()
+  if (contentType !== undefined && FORGEABLE_BODIES.some((type) => contentType.startsWith(type))) return true
+  const site = request.headers['sec-fetch-site']
+  if (site !== undefined && !OWN_SITE.has(site)) return true
+  const origin = request.headers.origin
+  return origin !== undefined && hostOf(origin) !== request.host
+}
+
+/** The host (and port) of an Origin header; a TLS-ending proxy may change the scheme, not the host. */
+function hostOf (origin: string): string | undefined {
+  try {
+    return new URL(origin).host
+  } catch {
+    return undefined // "null" (a sandboxed or privacy-sensitive context) or not a URL
+  }
 }
 
 /**
