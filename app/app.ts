@@ -22,6 +22,7 @@ import { PUBLIC_DIR } from './paths.js'
 import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin, { answerFrameworkError } from './web/errors.js'
 import finiteNumbersPlugin from './web/finite-numbers.js'
+import readOnlyCopyPlugin from './web/read-only-copy.js'
 import securityHeadersPlugin from './web/security-headers.js'
 import viewPlugin from './web/view.js'
 
@@ -69,6 +70,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
 
   app.decorate('config', options.config)
   await app.register(databasePlugin, { database: options.database, closeOnShutdown: options.closeDatabase })
+  await app.register(readOnlyCopyPlugin, { primaryOrigin: options.config.primaryOrigin })
   await app.register(securityHeadersPlugin, {
     helmet: {
       contentSecurityPolicy: {
@@ -114,6 +116,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       instanceId: options.config.instanceId,
       retryAfterSeconds: options.config.retryAfterSeconds,
       alwaysOpenPrefixes: ['/static/'],
+      standby: () => options.database.standby,
     })
 
     await app.register(tasksPlugin, options.tasks ?? {})
@@ -133,6 +136,35 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
 
 /** How this instance learns that another one changed the maintenance state. */
 function changeSignalFor (database: Database, log: FastifyBaseLogger): ChangeSignal {
-  if (database.postgresUrl !== undefined) return postgresNotifications({ connectionString: database.postgresUrl, log })
-  return pollingSignal({ check: database.dataVersion! })
+  if (database.postgresUrl === undefined) return pollingSignal({ check: database.dataVersion! })
+  const notifications = postgresNotifications({ connectionString: database.postgresUrl, log })
+  return database.standby ? untilPromoted(database, notifications) : notifications
+}
+
+/** How often a standby instance re-reads the state: NOTIFY does not cross replication. */
+const STANDBY_STATE_POLL_MS = 200
+
+/**
+ * On a standby, where LISTEN is refused and notifications do not replicate: a re-read of the
+ * state row every {@link STANDBY_STATE_POLL_MS}; once the database is promoted, `then` (the
+ * notifications) instead.
+ */
+function untilPromoted (database: Database, then: ChangeSignal): ChangeSignal {
+  let poll: NodeJS.Timeout | undefined
+  let stopped = false
+  return {
+    async start (onSignal) {
+      poll = setInterval(onSignal, STANDBY_STATE_POLL_MS)
+      poll.unref()
+      database.onPromoted(() => {
+        clearInterval(poll)
+        if (!stopped) then.start(onSignal).catch(() => { if (!stopped) poll = setInterval(onSignal, STANDBY_STATE_POLL_MS) })
+      })
+    },
+    async stop () {
+      stopped = true
+      clearInterval(poll)
+      await then.stop()
+    },
+  }
 }

@@ -18,6 +18,7 @@ const EnvSchema = Type.Object({
   QUIESCE_RETRY_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 20 }),
   QUIESCE_RETRY_AFTER: Type.Integer({ default: 300, minimum: 1 }),
   QUIESCE_LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
+  QUIESCE_PRIMARY_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$' })),
 })
 
 export type DatabaseUrl =
@@ -36,6 +37,8 @@ export interface Config {
   retryAttempts: number
   retryAfterSeconds: number
   logLevel: typeof LOG_LEVELS[number]
+  /** Where the primary site is, for the pages of an instance on a standby database (null: not said). */
+  primaryOrigin: string | null
 }
 
 export class ConfigError extends Error {
@@ -69,6 +72,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     retryAttempts: parsed.QUIESCE_RETRY_ATTEMPTS,
     retryAfterSeconds: parsed.QUIESCE_RETRY_AFTER,
     logLevel: parsed.QUIESCE_LOG_LEVEL,
+    primaryOrigin: parsed.QUIESCE_PRIMARY_ORIGIN?.replace(/\/$/, '') ?? null,
   }
 }
 
@@ -134,9 +138,11 @@ function describeEnvError (err: unknown): string {
     const choices = choicesOf(variable)
     const message = e.params?.pattern !== undefined && variable === 'QUIESCE_DATABASE_URL'
       ? 'must be sqlite:PATH or postgres://…'
-      : choices !== undefined && (e.keyword === 'const' || e.keyword === 'anyOf')
-        ? `must be one of ${choices.join(', ')}`
-        : e.message
+      : e.params?.pattern !== undefined && variable === 'QUIESCE_PRIMARY_ORIGIN'
+        ? 'must be an http:// or https:// URL, such as https://example.org'
+        : choices !== undefined && (e.keyword === 'const' || e.keyword === 'anyOf')
+          ? `must be one of ${choices.join(', ')}`
+          : e.message
     problems.set(variable, `${variable} ${message}`)
   }
   return [...problems.values()].join('; ')

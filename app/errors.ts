@@ -25,6 +25,8 @@ export const RateLimitedError = createError<'QUIESCE_RATE_LIMITED', 429, [string
   'QUIESCE_RATE_LIMITED', 'Too many attempts; try again %s', 429)
 export const DirectSendError = createError<'QUIESCE_DIRECT_SEND', 500, []>(
   'QUIESCE_DIRECT_SEND', 'A handler in a unit of work sent its reply before the commit; return the payload instead', 500)
+export const ReplicaError = createError<'QUIESCE_REPLICA', 503, [string]>(
+  'QUIESCE_REPLICA', '%s', 503)
 export const InternalError = createError<'QUIESCE_INTERNAL', 500, []>(
   'QUIESCE_INTERNAL', 'Something went wrong on our side; nothing was saved', 500)
 
@@ -37,6 +39,7 @@ export const ERRORS = {
   QUIESCE_TOO_LARGE: TooLargeError,
   QUIESCE_UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaTypeError,
   QUIESCE_DIRECT_SEND: DirectSendError,
+  QUIESCE_REPLICA: ReplicaError,
   QUIESCE_INTERNAL: InternalError,
   ...MAINTENANCE_ERRORS,
 } as const

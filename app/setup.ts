@@ -12,9 +12,11 @@ const SETUP_LOCK = 0x5175_6965
  * The first start of a new site: demo documents when it has no users and no documents, and a
  * first manager when it has none (returned, so the caller prints the password once). One
  * transaction that holds the setup lock (SQLite: the write lock of `BEGIN IMMEDIATE`), so of
- * two processes that start at the same moment exactly one sets the site up.
+ * two processes that start at the same moment exactly one sets the site up. Nothing on a standby.
  */
 export async function setUpNewSite (database: Database): Promise<FirstManager | undefined> {
+  // A standby replicates the primary, which sets itself up.
+  if (database.standby) return undefined
   const candidate = await newFirstManager()
   const catalog = catalogFor(database.kind)
   return database.writer.transaction().execute(async (transaction) => {

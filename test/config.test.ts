@@ -46,6 +46,7 @@ describe('loadConfig', () => {
       retryAttempts: 3,
       retryAfterSeconds: 300,
       logLevel: 'info',
+      primaryOrigin: null,
     })
   })
 
@@ -73,6 +74,7 @@ describe('loadConfig', () => {
       QUIESCE_RETRY_ATTEMPTS: '5',
       QUIESCE_RETRY_AFTER: '60',
       QUIESCE_LOG_LEVEL: 'warn',
+      QUIESCE_PRIMARY_ORIGIN: 'https://docs.example.org/',
     })
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -85,6 +87,7 @@ describe('loadConfig', () => {
       retryAttempts: 5,
       retryAfterSeconds: 60,
       logLevel: 'warn',
+      primaryOrigin: 'https://docs.example.org',
     })
   })
 
@@ -116,6 +119,8 @@ describe('loadConfig', () => {
     ['QUIESCE_RETRY_ATTEMPTS', 'three'],
     ['QUIESCE_RETRY_AFTER', '0'],
     ['QUIESCE_LOG_LEVEL', 'loud'],
+    ['QUIESCE_PRIMARY_ORIGIN', 'docs.example.org'],
+    ['QUIESCE_PRIMARY_ORIGIN', 'javascript:alert(1)'],
     ['HOST', ''],
   ])('refuses %s=%j with a ConfigError that names the variable', (variable, value) => {
     const error = configErrorOf({ [variable]: value })

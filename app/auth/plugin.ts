@@ -58,7 +58,7 @@ const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
  * session, and the request's principal from the session or from HTTP Basic credentials.
  */
 const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlugin (fastify, options) {
-  const store = new DatabaseSessionStore(fastify.db.writer)
+  const store = new DatabaseSessionStore(fastify.db.writer, () => fastify.db.standby)
   await fastify.register(fastifyCookie)
   await fastify.register(fastifySession, {
     secret: options.sessionSecret,
@@ -101,6 +101,9 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   }
 
   fastify.addHook('onRequest', async function resolvePrincipal (request, reply) {
+    // A read-only copy (a standby database) serves everyone as a visitor: signing in, and every
+    // change a signed-in person could make, need writes it cannot take.
+    if (fastify.db.standby) return
     if (request.session.unreadable === true) {
       unknownPrincipal(request, undefined)
       return
@@ -203,6 +206,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
 
   const pruneTimer = setInterval(() => {
+    if (fastify.db.standby) return
     store.prune().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune expired sessions'))
     pruneSignInFailures(fastify.db.writer).catch((err: unknown) => fastify.log.warn({ err }, 'could not prune old failed sign-ins'))
   }, 60 * 60 * 1000)

@@ -31,9 +31,12 @@ declare module 'fastify' {
 export class DatabaseSessionStore {
   readonly #db: Kysely<DB>
   readonly #failedSaves = new WeakSet<Session>()
+  readonly #readOnly: () => boolean
 
-  constructor (db: Kysely<DB>) {
+  /** `readOnly`: the database takes no writes now (a standby); sessions are then read, never saved. */
+  constructor (db: Kysely<DB>, readOnly: () => boolean = () => false) {
     this.#db = db
+    this.#readOnly = readOnly
   }
 
   get (sid: string, callback: Callback<Session | null>): void {
@@ -51,7 +54,7 @@ export class DatabaseSessionStore {
   }
 
   set (sid: string, session: Session, callback: Callback): void {
-    if (session.unreadable === true || this.#failedSaves.has(session)) return callback(null)
+    if (session.unreadable === true || this.#failedSaves.has(session) || this.#readOnly()) return callback(null)
     const modified = (session as { isModified?: () => boolean }).isModified?.() ?? true
     const expires = session.cookie.expires
     const expiresAt = expires ? new Date(expires).toISOString() : new Date(Date.now() + DEFAULT_LIFETIME_MS).toISOString()
@@ -75,6 +78,7 @@ export class DatabaseSessionStore {
   }
 
   destroy (sid: string, callback: Callback): void {
+    if (this.#readOnly()) return callback(null)
     this.#db.deleteFrom('session').where('sid', '=', sid).execute()
       .then(() => callback(null), (err: Error) => callback(err))
   }

@@ -4,6 +4,7 @@ import { migrateToLatest } from './migrate.js'
 import { openPostgres, POSTGRES_TIMEOUTS, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
 import type { DB } from './schema.js'
 import { openSqlite } from './sqlite.js'
+import { assertSchemaCurrent, inRecovery, StandbyWatch } from './standby.js'
 
 export type DatabaseKind = DatabaseUrl['kind']
 
@@ -22,6 +23,13 @@ export interface Database {
   dataVersion?: () => number
   /** PostgreSQL only: the connection string, for a dedicated LISTEN connection. */
   postgresUrl?: string
+  /**
+   * The database is a hot standby (PostgreSQL in recovery): it can be read, and takes no write
+   * until it is promoted. Checked at open, then watched: it turns false, for good, on promotion.
+   */
+  readonly standby: boolean
+  /** Called once when a standby is found promoted (never for a primary or SQLite). */
+  onPromoted (listener: () => void): void
   destroy (): Promise<void>
 }
 
@@ -48,6 +56,8 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
       reader: handles.reader,
       location: url.file,
       dataVersion: handles.dataVersion,
+      standby: false,
+      onPromoted () {},
       async destroy () {
         await handles.reader.destroy()
         await handles.writer.destroy()
@@ -56,12 +66,23 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
   }
   const timeouts = { ...POSTGRES_TIMEOUTS, ...options.timeouts }
   const handles = openPostgres(url.url, options.onIdleError ?? (() => {}), timeouts)
+  let watch: StandbyWatch | undefined
   const destroy = async () => {
+    watch?.stop()
     await handles.reader.destroy()
     await handles.writer.destroy()
   }
   try {
-    await withMigrationConnection(url.url, migrateToLatest, timeouts)
+    // A standby replays the primary's schema; it cannot (and need not) migrate.
+    const standby = await withMigrationConnection(url.url, async (db) => {
+      if (!await inRecovery(db)) {
+        await migrateToLatest(db)
+        return false
+      }
+      await assertSchemaCurrent(db)
+      return true
+    }, timeouts)
+    if (standby) watch = new StandbyWatch(handles.reader)
   } catch (err) {
     await destroy()
     throw err
@@ -72,6 +93,8 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     reader: handles.reader,
     location: redactPassword(url.url),
     postgresUrl: url.url,
+    get standby () { return watch?.standby ?? false },
+    onPromoted (listener) { watch?.onPromoted(listener) },
     destroy,
   }
 }

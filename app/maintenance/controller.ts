@@ -18,6 +18,8 @@ export interface MaintenanceController {
    * for three intervals, or the state could not be confirmed for 30 s.
    */
   readonly healthy: boolean
+  /** The database is a read-only standby now (the `standby` option): nothing can be changed here. */
+  readonly standby: boolean
   /** When this instance last read the state from the database (ISO-8601). */
   readonly confirmedAt: string
   mayWrite (principal: MaintenancePrincipal | null): boolean
@@ -68,6 +70,7 @@ export function createController (fastify: FastifyInstance, { options, cache, tr
     get state () { return cache.state },
     instanceId,
     get healthy () { return registry.healthy },
+    get standby () { return options.standby() },
     get confirmedAt () { return new Date(cache.confirmedAt).toISOString() },
     mayWrite: (principal) => mayWrite(cache.state, principal),
     bypasses: (principal) => bypasses(cache.state, principal),

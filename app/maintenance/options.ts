@@ -43,6 +43,12 @@ export interface MaintenancePluginOptions {
   scheduleMs?: number
   /** Register the JSON API, the events stream and /healthz (default true). */
   routes?: boolean
+  /**
+   * Whether the database takes no writes now (a hot standby): the instance then neither
+   * registers nor heartbeats nor runs scheduled windows, and /healthz answers `replica`. Asked
+   * every time; when it turns false (the standby was promoted) all of that starts by itself.
+   */
+  standby?: () => boolean
 }
 
 /** The options with every default filled in. */
@@ -101,6 +107,7 @@ const DEFAULTS = {
   heartbeatMs: 2000,
   scheduleMs: 1000,
   routes: true,
+  standby: () => false,
 }
 
 interface OptionRule {
@@ -191,6 +198,14 @@ export const OPTIONS: Record<keyof MaintenancePluginOptions, OptionRule> = {
     description: 'register the JSON API, the events stream and `/healthz`',
     problem: (value) => typeof value === 'boolean' ? undefined : `must be true or false, not ${describe(value)}`,
   },
+  standby: {
+    type: '() => boolean',
+    required: false,
+    default: DEFAULTS.standby,
+    shownDefault: 'never',
+    description: 'whether the database is a read-only standby now: no registration, heartbeats or scheduled switches (the state is read, and a read is the heartbeat), `/healthz` says `replica`; asked each time, so a promotion takes effect by itself',
+    problem: isFunction,
+  },
 }
 
 /**
@@ -224,6 +239,7 @@ export function resolveOptions (options: MaintenancePluginOptions): ResolvedOpti
     heartbeatMs: options.heartbeatMs ?? DEFAULTS.heartbeatMs,
     scheduleMs: options.scheduleMs ?? DEFAULTS.scheduleMs,
     routes: options.routes ?? DEFAULTS.routes,
+    standby: options.standby ?? DEFAULTS.standby,
   }
 }
 

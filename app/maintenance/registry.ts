@@ -16,6 +16,8 @@ export interface RegistryOptions {
   tracker: RequestTracker
   instanceId: string
   heartbeatMs: number
+  /** A standby's database takes no writes: it reads the state instead of writing a heartbeat. */
+  standby: () => boolean
 }
 
 const STALE_AFTER_HEARTBEATS = 3
@@ -98,6 +100,7 @@ export class InstanceRegistry {
 
   /** Leaves the registry; a failure is logged, the row goes stale and is dropped by the others. */
   async unregister (): Promise<void> {
+    if (this.#options.standby()) return
     await this.#options.store.removeInstance(this.#options.instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
   }
 
@@ -114,18 +117,21 @@ export class InstanceRegistry {
 
   async #beat (): Promise<void> {
     if (this.#closing) return
-    const { store, cache, tracker, instanceId } = this.#options
+    const { store, cache, tracker, instanceId, standby } = this.#options
     const now = new Date()
     try {
-      await store.heartbeat({
-        id: instanceId,
-        address: addressOf(this.#fastify),
-        startedAt: this.#startedAt,
-        heartbeatAt: now.toISOString(),
-        stateVersion: cache.state.version,
-        requestsInFlight: tracker.requestsInFlight,
-        writesInFlight: tracker.writesInFlight,
-      }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      if (standby()) await cache.refresh()
+      else {
+        await store.heartbeat({
+          id: instanceId,
+          address: addressOf(this.#fastify),
+          startedAt: this.#startedAt,
+          heartbeatAt: now.toISOString(),
+          stateVersion: cache.state.version,
+          requestsInFlight: tracker.requestsInFlight,
+          writesInFlight: tracker.writesInFlight,
+        }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      }
       if (this.#heartbeatFailing) {
         await cache.refresh()
         this.#fastify.log.info('the database is reachable again')

@@ -72,7 +72,7 @@ function stateRoutes (fastify: FastifyInstance, { principalOf }: MaintenanceRout
   fastify.get('/healthz', { config: { maintenance: 'always-open' } }, async function healthz (_request, reply) {
     const healthy = maintenance.healthy
     if (!healthy) reply.code(503)
-    return { status: healthy ? 'ok' : 'unavailable', mode: maintenance.state.mode, version: maintenance.state.version, instance: maintenance.instanceId }
+    return { status: !healthy ? 'unavailable' : maintenance.standby ? 'replica' : 'ok', mode: maintenance.state.mode, version: maintenance.state.version, instance: maintenance.instanceId }
   })
 
   // Served from this instance's copy, so it answers while the database is unavailable, and then

@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   instanceId: string
   scheduleMs: number
   log: FastifyBaseLogger
+  /** A standby's database takes no writes: no switches while it says so. */
+  standby?: () => boolean
 }
 
 /** Scheduled windows: every instance looks, one wins each switch (a compare-and-set on the window). */
@@ -70,6 +72,8 @@ export class Scheduler {
 
   /** Performs the switches that are due at `now`. */
   async runSchedule (now: Date): Promise<void> {
+    // A standby takes no writes; the primary's instances switch, and the state replicates here.
+    if (this.#options.standby?.() === true) return
     const at = now.toISOString()
     for (const window of await this.#options.store.windows({ states: ['scheduled', 'active'] })) {
       if (window.state === 'scheduled' && window.startsAt <= at) await this.#startWindow(window, at)

@@ -53,6 +53,7 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
 
   // The commit log only needs its newest rows (an export records the last one).
   const pruneTimer = setInterval(() => {
+    if (fastify.db.standby) return
     pruneCommitLog().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune the commit log'))
   }, 60_000)
   pruneTimer.unref()
@@ -61,8 +62,10 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
     if (newest?.id != null) await db.deleteFrom('commit_log').where('id', '<', Number(newest.id) - COMMIT_LOG_KEEP).execute()
   }
 
+  // A standby takes no writes, so it runs no tasks until it is promoted.
   fastify.addHook('onReady', async function startTaskRunner () {
-    runner.start()
+    if (fastify.db.standby) fastify.db.onPromoted(() => runner.start())
+    else runner.start()
   })
   fastify.addHook('preClose', async function stopTaskRunner () {
     clearInterval(pruneTimer)

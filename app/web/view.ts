@@ -26,6 +26,8 @@ export interface Locals {
   /** Creating a CSRF token creates a session, so it happens only when a page has a form. */
   csrfToken: () => string
   maintenance: Banner
+  /** Set on an instance whose database is a standby: every page says it is a read-only copy, and where the primary is. */
+  readOnlyCopy: { primaryOrigin: string | null } | null
   [key: string]: unknown
 }
 
@@ -137,6 +139,7 @@ function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
   reply.locals.path = request.url
   reply.locals.signInHref = signInHref(request)
   reply.locals.csrfToken = () => reply.generateCsrf()
+  reply.locals.readOnlyCopy = request.server.db.standby ? { primaryOrigin: request.server.config.primaryOrigin } : null
   // Undefined in a site built without maintenance mode (see AppOptions.maintenance).
   const maintenance = request.server.maintenance as MaintenanceController | undefined
   if (maintenance === undefined) {

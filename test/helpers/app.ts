@@ -29,6 +29,7 @@ export function testConfig (testDatabase: TestDatabase, overrides: Partial<Confi
     retryAttempts: 3,
     retryAfterSeconds: 300,
     logLevel: 'silent',
+    primaryOrigin: null,
     ...overrides,
   }
 }
