@@ -53,7 +53,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   ROOT, RESULTS_DIR, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, envNumber, fmt, getRun, gitState, httpRequest, load,
-  machine, median, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, stopServer, table, throwawayPostgres,
+  machine, median, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
   type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
 } from './lib.js'
 
@@ -307,62 +307,6 @@ async function commitPart (target: Target): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // 3. Propagation
-
-/** Follows a server's /api/maintenance/events and remembers when each version's `state` event arrived. */
-class StateEvents {
-  readonly arrivals = new Map<number, number>()
-  readonly #waiters = new Map<number, () => void>()
-  readonly #request: http.ClientRequest
-  #pending = ''
-  #closed = false
-
-  constructor (url: string, authorization: string, onError: (err: Error) => void) {
-    this.#request = http.get(`${url}/api/maintenance/events`, { headers: { accept: 'text/event-stream', authorization }, agent: false }, (response) => {
-      if (response.statusCode !== 200) {
-        onError(new Error(`the event stream answered ${response.statusCode}`))
-        response.resume()
-        return
-      }
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => this.#receive(chunk, performance.now()))
-      response.on('end', () => { if (!this.#closed) onError(new Error('the event stream ended')) })
-    })
-    this.#request.on('error', (err) => { if (!this.#closed) onError(err) })
-  }
-
-  #receive (chunk: string, at: number): void {
-    this.#pending += chunk
-    const events = this.#pending.split('\n\n')
-    this.#pending = events.pop()!
-    for (const event of events) {
-      let id: number | undefined
-      let name: string | undefined
-      for (const line of event.split('\n')) {
-        if (line.startsWith('id:')) id = Number(line.slice(3).trim())
-        else if (line.startsWith('event:')) name = line.slice(6).trim()
-      }
-      if (name !== 'state' || id === undefined || this.arrivals.has(id)) continue
-      this.arrivals.set(id, at)
-      this.#waiters.get(id)?.()
-    }
-  }
-
-  /** performance.now() when `version` arrived (at once if it has), or undefined after `timeoutMs`. */
-  async arrival (version: number, timeoutMs: number): Promise<number | undefined> {
-    if (!this.arrivals.has(version)) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { this.#waiters.delete(version); resolve() }, timeoutMs)
-        this.#waiters.set(version, () => { clearTimeout(timer); this.#waiters.delete(version); resolve() })
-      })
-    }
-    return this.arrivals.get(version)
-  }
-
-  close (): void {
-    this.#closed = true
-    this.#request.destroy()
-  }
-}
 
 async function propagationPart (target: Target): Promise<void> {
   const label = target.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'
