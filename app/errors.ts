@@ -60,6 +60,15 @@ export function databaseUnavailable (cause: unknown, options: { committing?: boo
   return new StateUnavailableError(message, { cause })
 }
 
+/**
+ * What a person is told on a read-only copy (an instance on a standby database) when they try to
+ * change something, sign in, or open a page that needs them signed in: `503 QUIESCE_REPLICA`.
+ */
+export function readOnlyCopyRefusal (primaryOrigin: string | null): InstanceType<typeof ReplicaError> {
+  const where = primaryOrigin === null ? 'on the primary site' : `at ${primaryOrigin}`
+  return new ReplicaError(`This is a read-only copy of the site: its database is a standby that takes no changes, so nothing can be saved here and signing in is not possible. Make your change ${where}`)
+}
+
 export type FieldErrors = Record<string, string>
 
 /** A 400 that names each bad field, so a form can show the message next to it. */

@@ -114,9 +114,15 @@ describe('an instance on a hot standby', () => {
     expect(attempt.statusCode).toBe(503)
     expect(attempt.body).toContain('signing in is not possible')
     expect(attempt.headers['set-cookie']).toBeUndefined()
-    // Basic credentials are not looked at: the copy serves everyone as a visitor.
-    const panel = await standby.inject({ url: '/api/maintenance/log', headers: { authorization: BOSS } })
-    expect(panel.statusCode).toBe(401)
+    // Basic credentials are not looked at: the copy serves everyone as a visitor, and a page
+    // that needs someone signed in says why that cannot be here (not "sign in first").
+    expect((await standby.inject({ url: '/api/docs/replicated', headers: { authorization: BOSS } })).statusCode).toBe(200)
+    for (const url of ['/manage', '/manage/users', '/docs/new']) {
+      const page = await standby.inject({ url, headers: { authorization: BOSS, accept: 'text/html' } })
+      expect(page.statusCode, url).toBe(503)
+      expect(page.body, url).toContain('signing in is not possible')
+    }
+    expect((await standby.inject({ url: '/api/instances', headers: { authorization: BOSS } })).statusCode).toBe(401)
   })
 
   it('shows the replicated maintenance state, polled (NOTIFY does not cross replication)', async () => {

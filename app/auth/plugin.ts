@@ -5,7 +5,7 @@ import fastifySession from '@fastify/session'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
-import { databaseUnavailable, ForbiddenError, UnauthorizedError } from '../errors.js'
+import { databaseUnavailable, ForbiddenError, readOnlyCopyRefusal, UnauthorizedError } from '../errors.js'
 import { authenticate, credentialsStamp } from './authenticate.js'
 import { principalFor, type Identity, type Principal } from './principal.js'
 import { DatabaseSessionStore } from './session-store.js'
@@ -198,10 +198,13 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     fastify.csrfProtection(request, reply, done)
   })
 
+  // On a read-only copy nobody can sign in: saying "sign in first" would send people in circles.
   fastify.decorate('requireSignedIn', async function requireSignedIn (request: FastifyRequest) {
+    if (fastify.db.standby) throw readOnlyCopyRefusal(fastify.config.primaryOrigin)
     signedIn(request)
   })
   fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
+    if (fastify.db.standby) throw readOnlyCopyRefusal(fastify.config.primaryOrigin)
     if (!signedIn(request).canManage) throw new ForbiddenError('Only managers may do this')
   })
 

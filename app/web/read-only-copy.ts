@@ -1,18 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { ReplicaError } from '../errors.js'
+import { readOnlyCopyRefusal } from '../errors.js'
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export interface ReadOnlyCopyOptions {
   /** Where the primary site is (`QUIESCE_PRIMARY_ORIGIN`), named in every refusal; null: not said. */
   primaryOrigin: string | null
-}
-
-/** What a person is told on a read-only copy when they try to change something or sign in. */
-export function readOnlyCopyRefusal (primaryOrigin: string | null): string {
-  const where = primaryOrigin === null ? 'on the primary site' : `at ${primaryOrigin}`
-  return `This is a read-only copy of the site: its database is a standby that takes no changes, so nothing can be saved here and signing in is not possible. Make your change ${where}`
 }
 
 /**
@@ -23,9 +17,8 @@ export function readOnlyCopyRefusal (primaryOrigin: string | null): string {
  * standby is found promoted, without a restart.
  */
 const readOnlyCopyPlugin: FastifyPluginAsync<ReadOnlyCopyOptions> = async function readOnlyCopyPlugin (fastify, options) {
-  const refusal = readOnlyCopyRefusal(options.primaryOrigin)
   fastify.addHook('onRequest', async function refuseChangesOnCopy (request) {
-    if (fastify.db.standby && UNSAFE_METHODS.has(request.method)) throw new ReplicaError(refusal)
+    if (fastify.db.standby && UNSAFE_METHODS.has(request.method)) throw readOnlyCopyRefusal(options.primaryOrigin)
   })
 }
 
