@@ -117,6 +117,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       retryAfterSeconds: options.config.retryAfterSeconds,
       alwaysOpenPrefixes: ['/static/'],
       standby: () => options.database.standby,
+      describeInstance: () => ({ database: describeDatabase(options.database) }),
     })
 
     await app.register(tasksPlugin, options.tasks ?? {})
@@ -132,6 +133,13 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     await app.register(taskRoutes)
   }
   return app
+}
+
+/** What the registry and the control panel show of an instance's database (`label`: the panel's words). */
+function describeDatabase (database: Database): Record<string, unknown> {
+  if (database.kind === 'sqlite') return { kind: 'sqlite', role: 'file', label: 'SQLite file' }
+  if (database.standby) return { kind: 'postgres', role: 'standby', label: 'PostgreSQL standby (a read-only copy)' }
+  return { kind: 'postgres', role: 'primary', label: 'PostgreSQL primary' }
 }
 
 /** How this instance learns that another one changed the maintenance state. */

@@ -56,6 +56,8 @@ test('a manager sees who will be locked out before closing the site, watches the
   await expect(checked).not.toHaveText(first!, { timeout: 10_000 })
   await expect(instances).toContainText('this list updates itself every 2 seconds')
   await expect(instances.getByRole('table', { name: 'Instances' }).getByRole('row')).toHaveCount(2)
+  // Each instance says what its database is, in the refreshed rows too.
+  await expect(instances.getByRole('cell', { name: 'SQLite file', exact: true })).toBeVisible()
 
   // The recent changes show the switch; one click reopens the site.
   await expect(sara.getByRole('table', { name: 'Recent changes' }).getByRole('row').nth(1)).toContainText('Normal → Exclusive')

@@ -215,11 +215,12 @@
             tr.append(
               cell(0, instance.id + (instance.stale ? ' (no heartbeat)' : ''), 'th'),
               cell(1, instance.address || '—'),
-              cell(2, formatTime(instance.startedAt)),
-              cell(3, instance.heartbeatAt.slice(11, 19) + ' UTC'),
-              cell(4, instance.stateVersion + (instance.applied ? ' ✓ applied' : ' ✗ behind')),
-              cell(5, String(instance.requestsInFlight)),
-              cell(6, String(instance.writesInFlight))
+              cell(2, (instance.details && instance.details.database && instance.details.database.label) || '—'),
+              cell(3, formatTime(instance.startedAt)),
+              cell(4, instance.heartbeatAt.slice(11, 19) + ' UTC'),
+              cell(5, instance.stateVersion + (instance.applied ? ' ✓ applied' : ' ✗ behind')),
+              cell(6, String(instance.requestsInFlight)),
+              cell(7, String(instance.writesInFlight))
             )
             return tr
           }))

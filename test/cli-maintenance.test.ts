@@ -57,7 +57,7 @@ describe.each(DATABASE_KINDS)('quiesce status and quiesce mode on %s', (kind) =>
       const state = await stateRow(database)
       const store = kyselyMaintenanceStore(database.writer)
       const heartbeatAt = new Date().toISOString()
-      const base = { startedAt: heartbeatAt, heartbeatAt, requestsInFlight: 2, writesInFlight: 1 }
+      const base = { startedAt: heartbeatAt, heartbeatAt, requestsInFlight: 2, writesInFlight: 1, details: null }
       await store.heartbeat({ ...base, id: 'web-1', address: '10.0.0.1:3000', stateVersion: state.version }, '1970-01-01T00:00:00.000Z')
       await store.heartbeat({ ...base, id: 'web-2', address: null, stateVersion: state.version - 1 }, '1970-01-01T00:00:00.000Z')
       try {
@@ -81,8 +81,8 @@ describe.each(DATABASE_KINDS)('quiesce status and quiesce mode on %s', (kind) =>
           changedBy: state.changed_by,
           changedAt: state.changed_at,
           instances: [
-            { id: 'web-1', address: '10.0.0.1:3000', startedAt: heartbeatAt, heartbeatAt, stateVersion: state.version, requestsInFlight: 2, writesInFlight: 1 },
-            { id: 'web-2', address: null, startedAt: heartbeatAt, heartbeatAt, stateVersion: state.version - 1, requestsInFlight: 2, writesInFlight: 1 },
+            { id: 'web-1', address: '10.0.0.1:3000', startedAt: heartbeatAt, heartbeatAt, stateVersion: state.version, requestsInFlight: 2, writesInFlight: 1, details: null },
+            { id: 'web-2', address: null, startedAt: heartbeatAt, heartbeatAt, stateVersion: state.version - 1, requestsInFlight: 2, writesInFlight: 1, details: null },
           ],
         })
       } finally {

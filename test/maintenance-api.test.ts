@@ -413,6 +413,7 @@ describe.each(DATABASE_KINDS)('the maintenance JSON API on %s', (kind) => {
           stateVersion: switched.version,
           requestsInFlight: expect.any(Number),
           writesInFlight: expect.any(Number),
+          details: { database: kind === 'sqlite' ? { kind: 'sqlite', role: 'file', label: 'SQLite file' } : { kind: 'postgres', role: 'primary', label: 'PostgreSQL primary' } },
           stale: false,
           applied: true,
         }],

@@ -358,6 +358,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const { version } = await readState(site.app)
       expect(main).toContain(`${version} ✓ applied`)
       expect(main).toContain(`Quiet: every instance enforces version ${version} and no write is in flight.`)
+      expect(main).toContain(`<td data-label="Database">${kind === 'sqlite' ? 'SQLite file' : 'PostgreSQL primary'}</td>`)
     })
   })
 

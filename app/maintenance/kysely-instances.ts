@@ -15,6 +15,7 @@ export function instanceQueries (db: Kysely<MaintenanceTables>): InstanceQueries
         state_version: instance.stateVersion,
         requests_in_flight: instance.requestsInFlight,
         writes_in_flight: instance.writesInFlight,
+        details: instance.details === null ? null : JSON.stringify(instance.details),
       }
       await db.insertInto('maintenance_instance').values(row)
         .onConflict((oc) => oc.column('id').doUpdateSet({ ...row, id: undefined }))
@@ -32,11 +33,23 @@ export function instanceQueries (db: Kysely<MaintenanceTables>): InstanceQueries
         stateVersion: row.state_version,
         requestsInFlight: row.requests_in_flight,
         writesInFlight: row.writes_in_flight,
+        details: detailsOf(row.details),
       }))
     },
 
     async removeInstance (id) {
       await db.deleteFrom('maintenance_instance').where('id', '=', id).execute()
     },
+  }
+}
+
+/** A row's details; a value that is not a JSON object (written by something else) reads as none. */
+function detailsOf (text: string | null): Record<string, unknown> | null {
+  if (text === null) return null
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : null
+  } catch {
+    return null
   }
 }

@@ -82,7 +82,18 @@ export const maintenanceWindowsMigration: Migration = {
 }
 
 /** Every migration of the plugin, in order, named for a Kysely `Migrator` provider. */
+/** What each instance says about itself besides its counts (the `describeInstance` option), as JSON. */
+export const maintenanceInstanceDetailsMigration: Migration = {
+  async up (db: Kysely<any>) {
+    await db.schema.alterTable('maintenance_instance').addColumn('details', 'text').execute()
+  },
+  async down (db: Kysely<any>) {
+    await db.schema.alterTable('maintenance_instance').dropColumn('details').execute()
+  },
+}
+
 export const maintenanceMigrations: Record<string, Migration> = {
   '2026-11-22-maintenance': maintenanceMigration,
   '2026-11-23-maintenance-windows': maintenanceWindowsMigration,
+  '2026-12-05-maintenance-instance-details': maintenanceInstanceDetailsMigration,
 }

@@ -49,6 +49,11 @@ export interface MaintenancePluginOptions {
    * every time; when it turns false (the standby was promoted) all of that starts by itself.
    */
   standby?: () => boolean
+  /**
+   * What this instance says about itself in the registry besides its counts (its database, its
+   * replicas): a JSON object, asked at each heartbeat and for the control panel's live row.
+   */
+  describeInstance?: () => Record<string, unknown> | null
 }
 
 /** The options with every default filled in. */
@@ -108,6 +113,7 @@ const DEFAULTS = {
   scheduleMs: 1000,
   routes: true,
   standby: () => false,
+  describeInstance: () => null,
 }
 
 interface OptionRule {
@@ -206,6 +212,14 @@ export const OPTIONS: Record<keyof MaintenancePluginOptions, OptionRule> = {
     description: 'whether the database is a read-only standby now: no registration, heartbeats or scheduled switches (the state is read, and a read is the heartbeat), `/healthz` says `replica`; asked each time, so a promotion takes effect by itself',
     problem: isFunction,
   },
+  describeInstance: {
+    type: '() => Record<string, unknown> | null',
+    required: false,
+    default: DEFAULTS.describeInstance,
+    shownDefault: 'nothing',
+    description: 'what this instance says about itself in the registry (`details` of `GET /api/instances` and `instances()`): a JSON object, asked at each heartbeat',
+    problem: isFunction,
+  },
 }
 
 /**
@@ -240,6 +254,7 @@ export function resolveOptions (options: MaintenancePluginOptions): ResolvedOpti
     scheduleMs: options.scheduleMs ?? DEFAULTS.scheduleMs,
     routes: options.routes ?? DEFAULTS.routes,
     standby: options.standby ?? DEFAULTS.standby,
+    describeInstance: options.describeInstance ?? DEFAULTS.describeInstance,
   }
 }
 

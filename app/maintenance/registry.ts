@@ -18,6 +18,8 @@ export interface RegistryOptions {
   heartbeatMs: number
   /** A standby's database takes no writes: it reads the state instead of writing a heartbeat. */
   standby: () => boolean
+  /** What the instance says about itself (JSON), with each heartbeat. */
+  describeInstance: () => Record<string, unknown> | null
 }
 
 const STALE_AFTER_HEARTBEATS = 3
@@ -64,7 +66,7 @@ export class InstanceRegistry {
     const state = cache.state
     return (await store.instances()).map((stored) => {
       const record = stored.id === instanceId && !this.#closing
-        ? { ...stored, heartbeatAt: new Date(now).toISOString(), stateVersion: state.version, ...tracker.countsWithout(asking) }
+        ? { ...stored, heartbeatAt: new Date(now).toISOString(), stateVersion: state.version, ...tracker.countsWithout(asking), details: this.#details() }
         : stored
       return {
         ...record,
@@ -115,6 +117,16 @@ export class InstanceRegistry {
     return this.#beating
   }
 
+  /** The host's description of this instance; one that throws is logged and left out, not a failed heartbeat. */
+  #details (): Record<string, unknown> | null {
+    try {
+      return this.#options.describeInstance()
+    } catch (err) {
+      this.#fastify.log.warn({ err }, 'describeInstance failed')
+      return null
+    }
+  }
+
   async #beat (): Promise<void> {
     if (this.#closing) return
     const { store, cache, tracker, instanceId, standby } = this.#options
@@ -130,6 +142,7 @@ export class InstanceRegistry {
           stateVersion: cache.state.version,
           requestsInFlight: tracker.requestsInFlight,
           writesInFlight: tracker.writesInFlight,
+          details: this.#details(),
         }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
       }
       if (this.#heartbeatFailing) {

@@ -50,6 +50,8 @@ export interface MaintenanceTables {
     state_version: number
     requests_in_flight: number
     writes_in_flight: number
+    /** JSON: what the instance says about itself (`describeInstance`), or null. */
+    details: string | null
   }
 }
 
@@ -111,6 +113,8 @@ export interface InstanceRecord {
   stateVersion: number
   requestsInFlight: number
   writesInFlight: number
+  /** What the instance says about itself (the `describeInstance` option: its database, say), or null. */
+  details: Record<string, unknown> | null
 }
 
 export interface ChangeAttempt {
