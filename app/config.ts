@@ -19,17 +19,29 @@ const EnvSchema = Type.Object({
   QUIESCE_RETRY_AFTER: Type.Integer({ default: 300, minimum: 1 }),
   QUIESCE_LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
   QUIESCE_PRIMARY_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$' })),
+  QUIESCE_REPLICA_URLS: Type.Optional(Type.String()),
+  // Below the replicas' poll interval (100 ms) every replica would flap in and out.
+  QUIESCE_REPLICA_MAX_LAG_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 3_600_000 }),
 })
 
 export type DatabaseUrl =
   | { kind: 'sqlite', file: string }
   | { kind: 'postgres', url: string }
 
+/** Hot standbys of the PostgreSQL primary that requests may read from (app/db/replicas.ts). */
+export interface ReplicaConfig {
+  /** `postgres://` connection strings, in the order given; none: every read goes to the primary. */
+  urls: string[]
+  /** A replica further behind the primary than this is left out until it catches up. */
+  maxLagMs: number
+}
+
 export interface Config {
   host: string
   port: number
   dataDir: string
   database: DatabaseUrl
+  replicas: ReplicaConfig
   /** Undefined until {@link ensureSessionSecret} reads or creates it. */
   sessionSecret: string | undefined
   accessFile: string
@@ -61,11 +73,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${describeEnvError(err)}`)
   }
   const dataDir = path.resolve(parsed.QUIESCE_DATA_DIR)
+  const database = parseDatabaseUrl(parsed.QUIESCE_DATABASE_URL ?? `sqlite:${path.join(dataDir, 'quiesce.sqlite')}`)
   return {
     host: parsed.HOST,
     port: parsed.PORT,
     dataDir,
-    database: parseDatabaseUrl(parsed.QUIESCE_DATABASE_URL ?? `sqlite:${path.join(dataDir, 'quiesce.sqlite')}`),
+    database,
+    replicas: { urls: parseReplicaUrls(parsed.QUIESCE_REPLICA_URLS ?? '', database), maxLagMs: parsed.QUIESCE_REPLICA_MAX_LAG_MS },
     sessionSecret: parsed.QUIESCE_SESSION_SECRET,
     accessFile: path.resolve(parsed.QUIESCE_ACCESS_FILE ?? path.join(dataDir, 'access')),
     instanceId: parsed.QUIESCE_INSTANCE_ID ?? `${hostname()}:${process.pid}`,
@@ -87,6 +101,38 @@ export function parseDatabaseUrl (url: string): DatabaseUrl {
     return { kind: 'postgres', url }
   }
   throw new ConfigError('invalid configuration: QUIESCE_DATABASE_URL must be sqlite:PATH or postgres://…')
+}
+
+/**
+ * QUIESCE_REPLICA_URLS: comma-separated `postgres://` URLs of hot standbys of the primary. The
+ * messages name entries by position, not by URL, so that no password reaches a log.
+ */
+export function parseReplicaUrls (list: string, primary: DatabaseUrl): string[] {
+  if (list.trim() === '') return []
+  if (primary.kind !== 'postgres') {
+    throw new ConfigError('invalid configuration: QUIESCE_REPLICA_URLS needs a postgres:// QUIESCE_DATABASE_URL (a SQLite database has no replicas)')
+  }
+  const urls = list.split(',').map((entry) => entry.trim())
+  const seen = new Map<string, number>([[serverOf(primary.url), 0]])
+  urls.forEach((url, index) => {
+    const entry = `QUIESCE_REPLICA_URLS entry ${index + 1}`
+    if (url === '') throw new ConfigError(`invalid configuration: ${entry} is empty (a comma too many?)`)
+    if (!/^postgres(ql)?:\/\//.test(url) || !URL.canParse(url)) {
+      throw new ConfigError(`invalid configuration: ${entry} is not a valid postgres:// URL`)
+    }
+    const server = serverOf(url)
+    const earlier = seen.get(server)
+    if (earlier === 0) throw new ConfigError(`invalid configuration: ${entry} is the primary itself (QUIESCE_DATABASE_URL), not a replica`)
+    if (earlier !== undefined) throw new ConfigError(`invalid configuration: ${entry} is the same replica as entry ${earlier}`)
+    seen.set(server, index + 1)
+  })
+  return urls
+}
+
+/** Host, port and database of a connection string: what makes two URLs the same server's database. */
+function serverOf (url: string): string {
+  const parsed = new URL(url)
+  return `${parsed.hostname.toLowerCase()}:${parsed.port || '5432'}${parsed.pathname}`
 }
 
 /**

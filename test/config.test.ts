@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       port: 3000,
       dataDir,
       database: { kind: 'sqlite', file: path.join(dataDir, 'quiesce.sqlite') },
+      replicas: { urls: [], maxLagMs: 2000 },
       sessionSecret: undefined,
       accessFile: path.join(dataDir, 'access'),
       instanceId: `${hostname()}:${process.pid}`,
@@ -75,12 +76,15 @@ describe('loadConfig', () => {
       QUIESCE_RETRY_AFTER: '60',
       QUIESCE_LOG_LEVEL: 'warn',
       QUIESCE_PRIMARY_ORIGIN: 'https://docs.example.org/',
+      QUIESCE_REPLICA_URLS: 'postgres://quiesce@replica-1.example/site, postgres://quiesce@replica-2.example:6432/site',
+      QUIESCE_REPLICA_MAX_LAG_MS: '500',
     })
     expect(config).toEqual({
       host: '0.0.0.0',
       port: 8080,
       dataDir,
       database: { kind: 'postgres', url: 'postgres://quiesce@db.example:5432/site' },
+      replicas: { urls: ['postgres://quiesce@replica-1.example/site', 'postgres://quiesce@replica-2.example:6432/site'], maxLagMs: 500 },
       sessionSecret: 'x'.repeat(32),
       accessFile: path.join(dataDir, 'break-glass'),
       instanceId: 'web-1',
@@ -121,6 +125,8 @@ describe('loadConfig', () => {
     ['QUIESCE_LOG_LEVEL', 'loud'],
     ['QUIESCE_PRIMARY_ORIGIN', 'docs.example.org'],
     ['QUIESCE_PRIMARY_ORIGIN', 'javascript:alert(1)'],
+    ['QUIESCE_REPLICA_MAX_LAG_MS', '50'],
+    ['QUIESCE_REPLICA_MAX_LAG_MS', 'two seconds'],
     ['HOST', ''],
   ])('refuses %s=%j with a ConfigError that names the variable', (variable, value) => {
     const error = configErrorOf({ [variable]: value })
@@ -132,6 +138,27 @@ describe('loadConfig', () => {
   it('says what a database URL must look like', () => {
     expect(configErrorOf({ QUIESCE_DATABASE_URL: 'mysql://x' }).message)
       .toBe('invalid configuration: QUIESCE_DATABASE_URL must be sqlite:PATH or postgres://…')
+  })
+
+  it.each([
+    ['with SQLite', { QUIESCE_REPLICA_URLS: 'postgres://replica.example/site' },
+      'invalid configuration: QUIESCE_REPLICA_URLS needs a postgres:// QUIESCE_DATABASE_URL (a SQLite database has no replicas)'],
+    ['a URL that is not postgres://', { QUIESCE_DATABASE_URL: 'postgres://db.example/site', QUIESCE_REPLICA_URLS: 'postgres://r1.example/site,mysql://r2.example/site' },
+      'invalid configuration: QUIESCE_REPLICA_URLS entry 2 is not a valid postgres:// URL'],
+    ['an unparsable URL, without showing its password', { QUIESCE_DATABASE_URL: 'postgres://db.example/site', QUIESCE_REPLICA_URLS: 'postgres://u:secret@exa mple/site' },
+      'invalid configuration: QUIESCE_REPLICA_URLS entry 1 is not a valid postgres:// URL'],
+    ['an empty entry', { QUIESCE_DATABASE_URL: 'postgres://db.example/site', QUIESCE_REPLICA_URLS: 'postgres://r1.example/site,' },
+      'invalid configuration: QUIESCE_REPLICA_URLS entry 2 is empty (a comma too many?)'],
+    ['the primary itself', { QUIESCE_DATABASE_URL: 'postgres://u@DB.example/site', QUIESCE_REPLICA_URLS: 'postgresql://other@db.example:5432/site' },
+      'invalid configuration: QUIESCE_REPLICA_URLS entry 1 is the primary itself (QUIESCE_DATABASE_URL), not a replica'],
+    ['a replica twice', { QUIESCE_DATABASE_URL: 'postgres://db.example/site', QUIESCE_REPLICA_URLS: 'postgres://r1.example/site,postgres://r2.example/site,postgres://r1.example:5432/site' },
+      'invalid configuration: QUIESCE_REPLICA_URLS entry 3 is the same replica as entry 1'],
+  ])('refuses QUIESCE_REPLICA_URLS %s', (_case, env, message) => {
+    expect(configErrorOf(env).message).toBe(message)
+  })
+
+  it('takes an empty QUIESCE_REPLICA_URLS as no replicas, with SQLite too', () => {
+    expect(loadConfig({ QUIESCE_REPLICA_URLS: ' ' }).replicas).toEqual({ urls: [], maxLagMs: 2000 })
   })
 
   it('names every bad variable at once', () => {

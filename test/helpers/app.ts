@@ -23,6 +23,7 @@ export function testConfig (testDatabase: TestDatabase, overrides: Partial<Confi
     port: 0,
     dataDir: testDatabase.dataDir,
     database: testDatabase.url,
+    replicas: { urls: [], maxLagMs: 2000 },
     sessionSecret: 'a test secret that is at least thirty-two characters long',
     accessFile: path.join(testDatabase.dataDir, 'access'),
     instanceId: 'test-instance',
