@@ -12,6 +12,7 @@ import contentPlugin from './content/plugin.js'
 import contentRoutes from './content/routes.js'
 import type { Database } from './db/database.js'
 import databasePlugin from './db/plugin.js'
+import { walInsertPosition } from './db/wal-position.js'
 import maintenancePlugin, { kyselyMaintenanceStore, pollingSignal, type ChangeSignal } from './maintenance/index.js'
 import { postgresNotifications } from './maintenance/postgres-notifications.js'
 import manageRoutes, { maintenancePageRoute } from './manage/routes.js'
@@ -23,6 +24,7 @@ import unitOfWorkPlugin from './unit-of-work/plugin.js'
 import errorPlugin, { answerFrameworkError } from './web/errors.js'
 import finiteNumbersPlugin from './web/finite-numbers.js'
 import readOnlyCopyPlugin from './web/read-only-copy.js'
+import replicaReadsPlugin from './web/replica-reads.js'
 import securityHeadersPlugin from './web/security-headers.js'
 import viewPlugin from './web/view.js'
 
@@ -101,10 +103,16 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(viewPlugin)
   await app.register(errorPlugin)
   await app.register(contentPlugin)
+  const replicas = options.database.replicas
   await app.register(unitOfWorkPlugin, {
     attempts: options.config.retryAttempts,
     principalOf: (request) => request.principal,
+    ...replicas !== undefined && {
+      readerOf: (request) => request.replica?.db,
+      commitPosition: walInsertPosition,
+    },
   })
+  if (replicas !== undefined) await app.register(replicaReadsPlugin, { replicas, secret: ensureSessionSecret(options.config) })
 
   const withMaintenance = options.maintenance !== false
   if (withMaintenance) {

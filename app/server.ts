@@ -19,7 +19,7 @@ export async function serve (config: Config, options: ServeOptions = {}): Promis
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'))
   ensureSessionSecret(config)
   const logger = { level: config.logLevel }
-  const database = await openDatabase(config.database)
+  const database = await openDatabase(config.database, { replicas: config.replicas })
   let app: FastifyInstance
   let firstManager: FirstManager | undefined
   try {

@@ -30,7 +30,8 @@ interface ResetBody { token?: string, password?: string, again?: string }
  * write of the unit of work, so it waits, like every write, while the site is in maintenance.
  */
 const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
-  fastify.get<{ Params: { token: string } }>('/reset/:token', async function resetPage (request, reply) {
+  // A link the manager made a moment ago must open at once: read it from the primary.
+  fastify.get<{ Params: { token: string } }>('/reset/:token', { config: { replicaReads: false } }, async function resetPage (request, reply) {
     const reset = await findPasswordReset(request.unitOfWork.db, request.params.token)
     // The token is in this page's address: never cached, never sent on as a referrer (helmet).
     reply.header('cache-control', 'no-store')

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { DatabaseUrl } from '../config.js'
 import { migrateToLatest } from './migrate.js'
-import { openPostgres, POSTGRES_TIMEOUTS, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
+import { openPostgres, POSTGRES_TIMEOUTS, redactPassword, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
+import { Replicas, type ReplicaOptions } from './replicas.js'
 import type { DB } from './schema.js'
 import { openSqlite } from './sqlite.js'
 import { assertSchemaCurrent, inRecovery, StandbyWatch } from './standby.js'
@@ -30,6 +31,8 @@ export interface Database {
   readonly standby: boolean
   /** Called once when a standby is found promoted (never for a primary or SQLite). */
   onPromoted (listener: () => void): void
+  /** PostgreSQL with QUIESCE_REPLICA_URLS only: hot standbys that requests may read from. */
+  replicas?: Replicas
   destroy (): Promise<void>
 }
 
@@ -38,6 +41,8 @@ export interface OpenDatabaseOptions {
   onIdleError?: (err: Error) => void
   /** PostgreSQL only: the documented defaults ({@link POSTGRES_TIMEOUTS}) unless tests shorten them. */
   timeouts?: Partial<PostgresTimeouts>
+  /** PostgreSQL only: hot standbys of the primary to read from (the server passes QUIESCE_REPLICA_URLS). */
+  replicas?: ReplicaOptions
 }
 
 /** Opens the database and brings its schema up to date before anything reads from it. */
@@ -65,10 +70,15 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     }
   }
   const timeouts = { ...POSTGRES_TIMEOUTS, ...options.timeouts }
-  const handles = openPostgres(url.url, options.onIdleError ?? (() => {}), timeouts)
+  const onIdleError = options.onIdleError ?? (() => {})
+  const handles = openPostgres(url.url, onIdleError, timeouts)
+  const replicas = options.replicas !== undefined && options.replicas.urls.length > 0
+    ? new Replicas(url.url, options.replicas, onIdleError)
+    : undefined
   let watch: StandbyWatch | undefined
   const destroy = async () => {
     watch?.stop()
+    await replicas?.close()
     await handles.reader.destroy()
     await handles.writer.destroy()
   }
@@ -95,12 +105,7 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     postgresUrl: url.url,
     get standby () { return watch?.standby ?? false },
     onPromoted (listener) { watch?.onPromoted(listener) },
+    replicas,
     destroy,
   }
-}
-
-export function redactPassword (url: string): string {
-  const parsed = new URL(url)
-  if (parsed.password) parsed.password = '***'
-  return parsed.toString()
 }

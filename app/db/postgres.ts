@@ -44,35 +44,45 @@ export const POSTGRES_TIMEOUTS: PostgresTimeouts = {
 }
 
 export function openPostgres (url: string, onIdleError: (err: Error) => void, timeouts: PostgresTimeouts = POSTGRES_TIMEOUTS, poolSize = 10): PostgresHandles {
-  const common = {
+  const writePool = new pg.Pool({
+    ...poolOptions(url, timeouts, poolSize),
+    application_name: 'quiesce',
+    options: `-c statement_timeout=${timeouts.statementMs} -c idle_in_transaction_session_timeout=${timeouts.idleInTransactionMs}`,
+  })
+  // An idle client that loses its connection emits 'error'; without a listener the process dies.
+  writePool.on('error', onIdleError)
+  return {
+    writer: new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(writePool) }) }),
+    reader: openReader(url, onIdleError, timeouts, poolSize),
+    writePool,
+  }
+}
+
+/**
+ * A pool whose sessions are read-only by default, the primary's (requests read through it) or a
+ * replica's; `onFailure` hears every error of a connection or query of it (a replica's is
+ * watched: app/db/replicas.ts).
+ */
+export function openReader (url: string, onIdleError: (err: Error) => void, timeouts: PostgresTimeouts, poolSize: number, onFailure?: (err: unknown) => void): Kysely<DB> {
+  // A handler that bypasses the unit of work with raw SQL gets `25006 read_only_sql_transaction`.
+  // (No idle transaction timeout here: an export's snapshot waits on its output, and holds no row locks.)
+  const readPool = new pg.Pool({
+    ...poolOptions(url, timeouts, poolSize),
+    application_name: 'quiesce-reader',
+    options: `-c default_transaction_read_only=on -c statement_timeout=${timeouts.statementMs}`,
+  })
+  readPool.on('error', onIdleError)
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(readPool, onFailure) }) })
+}
+
+function poolOptions (url: string, timeouts: PostgresTimeouts, poolSize: number): pg.PoolConfig {
+  return {
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: timeouts.connectMs,
     idleTimeoutMillis: timeouts.idleMs,
     query_timeout: timeouts.queryMs,
     keepAlive: true,
-  }
-  const writePool = new pg.Pool({
-    ...common,
-    application_name: 'quiesce',
-    options: `-c statement_timeout=${timeouts.statementMs} -c idle_in_transaction_session_timeout=${timeouts.idleInTransactionMs}`,
-  })
-  // Requests read through sessions whose transactions are read-only by default, so a handler
-  // that bypasses the unit of work with raw SQL gets `25006 read_only_sql_transaction`. (No idle
-  // transaction timeout here: an export's snapshot waits on its output, and holds no row locks.)
-  const readPool = new pg.Pool({
-    ...common,
-    application_name: 'quiesce-reader',
-    options: `-c default_transaction_read_only=on -c statement_timeout=${timeouts.statementMs}`,
-  })
-  for (const pool of [writePool, readPool]) {
-    // An idle client that loses its connection emits 'error'; without a listener the process dies.
-    pool.on('error', onIdleError)
-  }
-  return {
-    writer: new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(writePool) }) }),
-    reader: new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(readPool) }) }),
-    writePool,
   }
 }
 
@@ -98,14 +108,20 @@ export async function withMigrationConnection<T> (url: string, work: (db: Kysely
  * closes them instead of handing a connection that may still be busy with the abandoned query
  * to the next request.
  */
-function discardingBrokenClients (pool: pg.Pool): PostgresPool {
+function discardingBrokenClients (pool: pg.Pool, onFailure?: (err: unknown) => void): PostgresPool {
   const clients = new WeakMap<pg.PoolClient, CheckedClient>()
   return {
     async connect () {
-      const client = await pool.connect()
+      let client: pg.PoolClient
+      try {
+        client = await pool.connect()
+      } catch (err) {
+        onFailure?.(err)
+        throw err
+      }
       let checked = clients.get(client)
       if (checked === undefined) {
-        checked = new CheckedClient(client)
+        checked = new CheckedClient(client, onFailure)
         // The same wrapper for the same connection: Kysely keeps its state per client object.
         clients.set(client, checked)
       }
@@ -117,10 +133,12 @@ function discardingBrokenClients (pool: pg.Pool): PostgresPool {
 
 class CheckedClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
+  readonly #onFailure: ((err: unknown) => void) | undefined
   #broken: Error | undefined
 
-  constructor (client: pg.PoolClient) {
+  constructor (client: pg.PoolClient, onFailure?: (err: unknown) => void) {
     this.#client = client
+    this.#onFailure = onFailure
     // pg-pool listens for errors of idle clients only: a connection lost while Kysely holds the
     // client between two statements (in a transaction) would otherwise throw from the event
     // emitter and end the process. Noted, it is discarded on release.
@@ -132,6 +150,7 @@ class CheckedClient implements PostgresPoolClient {
   query (sqlText: unknown, parameters?: ReadonlyArray<unknown>): unknown {
     return (this.#client.query(sqlText as string, parameters as unknown[]) as Promise<unknown>).catch((err: unknown) => {
       if (!(err instanceof pg.DatabaseError)) this.#broken = err as Error
+      this.#onFailure?.(err)
       throw err
     })
   }
@@ -141,4 +160,10 @@ class CheckedClient implements PostgresPoolClient {
     this.#broken = undefined
     this.#client.release(broken)
   }
+}
+
+export function redactPassword (url: string): string {
+  const parsed = new URL(url)
+  if (parsed.password) parsed.password = '***'
+  return parsed.toString()
 }

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Kysely } from 'kysely'
+import type { DB } from '../db/schema.js'
 import { DirectSendError } from '../errors.js'
-import { UnitOfWorkEngine, type Actor, type UnitOfWork } from './unit-of-work.js'
+import { UnitOfWorkEngine, type Actor, type CommitPosition, type UnitOfWork } from './unit-of-work.js'
 
 /**
  * Who the application's units of work run as is the application's own type, named by
@@ -35,6 +37,10 @@ export interface UnitOfWorkPluginOptions {
   attempts: number
   /** Who makes the request; called once per request, when its handler starts. */
   principalOf: (request: FastifyRequest) => RequestPrincipal
+  /** What the handler's first attempt reads through, if not the database's reader (a replica). */
+  readerOf?: (request: FastifyRequest) => Kysely<DB> | undefined
+  /** Read after each commit with writes, as `unitOfWork.commitPosition`. */
+  commitPosition?: CommitPosition
 }
 
 const kAbort = Symbol('quiesce.unitOfWork.abort')
@@ -53,6 +59,7 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
     reader: fastify.db.reader,
     attempts: options.attempts,
     log: fastify.log,
+    commitPosition: options.commitPosition,
   })
   fastify.decorate('unitOfWork', engine)
   fastify.decorateRequest('unitOfWorkOrNull', null)
@@ -70,7 +77,7 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
 
   fastify.addHook('onRoute', function wrapInUnitOfWork (routeOptions) {
     if (routeOptions.config?.unitOfWork === false) return
-    routeOptions.handler = inUnitOfWork(routeOptions.handler, engine, options.principalOf)
+    routeOptions.handler = inUnitOfWork(routeOptions.handler, engine, options)
   })
 
   fastify.addHook('onRequestAbort', async function abortUnitOfWork (request) {
@@ -91,7 +98,7 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
   })
 }
 
-function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine<RequestPrincipal>, principalOf: UnitOfWorkPluginOptions['principalOf']): RouteHandlerMethod {
+function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine<RequestPrincipal>, { principalOf, readerOf }: UnitOfWorkPluginOptions): RouteHandlerMethod {
   return async function handlerInUnitOfWork (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
     const abort = new AbortController()
     ;(request as AbortableRequest)[kAbort] = abort
@@ -104,6 +111,7 @@ function inUnitOfWork (handler: RouteHandlerMethod, engine: UnitOfWorkEngine<Req
       return payload
     }, {
       signal: abort.signal,
+      reader: readerOf?.(request),
       onRetry () {
         for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
         reply.headers(initialHeaders)

@@ -1,6 +1,7 @@
 import type { Expression, Kysely, Transaction } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
+import { replicaCouldNotServe } from '../db/replicas.js'
 import type { DB } from '../db/schema.js'
 import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
 
@@ -42,6 +43,12 @@ export type BeforeRetryHook<P extends Actor = Actor> = (context: RetryContext<P>
  * in the commit's last statement, after the staged writes, inside the commit transaction.
  */
 export type CommitStamp = (transaction: Transaction<DB>) => Expression<number>
+/**
+ * Read on the commit's own connection right after its COMMIT: where the commit is in the
+ * database's history (PostgreSQL with replicas: the WAL position), kept as
+ * `unitOfWork.commitPosition`, so that the person's later reads can wait for a replica to have it.
+ */
+export type CommitPosition = (connection: Kysely<DB>) => Promise<bigint>
 
 type State = 'open' | 'committing' | 'committed' | 'discarded'
 
@@ -55,6 +62,7 @@ export class UnitOfWork<P extends Actor = Actor> {
   readonly attempt: number
   readonly signal: AbortSignal | undefined
   #state: State = 'open'
+  #commitPosition: bigint | undefined
   readonly #writes: StagedWrite[] = []
   readonly #afterCommit: AfterCommit[] = []
 
@@ -71,6 +79,11 @@ export class UnitOfWork<P extends Actor = Actor> {
 
   get hasWrites (): boolean {
     return this.#writes.length > 0
+  }
+
+  /** After a commit with writes, where it is in the database's history, when the engine reads that. */
+  get commitPosition (): bigint | undefined {
+    return this.#commitPosition
   }
 
   stage (write: StagedWrite): void {
@@ -100,8 +113,9 @@ export class UnitOfWork<P extends Actor = Actor> {
   }
 
   /** @internal */
-  endCommit (committed: boolean): void {
+  endCommit (committed: boolean, position?: bigint): void {
     this.#state = committed ? 'committed' : 'discarded'
+    this.#commitPosition = position
   }
 }
 
@@ -111,10 +125,18 @@ export interface UnitOfWorkEngineOptions {
   /** Attempts in all, the first included. */
   attempts: number
   log: FastifyBaseLogger
+  /** Read after each commit with writes (see {@link CommitPosition}); none: nothing is read. */
+  commitPosition?: CommitPosition
 }
 
 export interface RunOptions {
   signal?: AbortSignal
+  /**
+   * What the first attempt reads through instead of the engine's reader (a replica). A retry
+   * reads through the engine's reader, as does an attempt run again because this handle's
+   * server could not serve its reads (down, cut off, or a standby that cancelled the query).
+   */
+  reader?: Kysely<DB>
   /** Runs before each retry, after the engine's own retry hooks (the HTTP layer resets the reply). */
   onRetry?: (attempt: number) => void
 }
@@ -128,6 +150,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
   readonly #writer: Kysely<DB>
   readonly #reader: Kysely<DB>
   readonly #log: FastifyBaseLogger
+  readonly #commitPosition: CommitPosition | undefined
   readonly #beforeWrites: BeforeWritesHook<P>[] = []
   readonly #beforeRetry: BeforeRetryHook<P>[] = []
   readonly #beforeCommit: BeforeCommitHook<P>[] = []
@@ -141,6 +164,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
     this.#reader = options.reader
     this.attempts = options.attempts
     this.#log = options.log
+    this.#commitPosition = options.commitPosition
   }
 
   onBeforeWrites (hook: BeforeWritesHook<P>): void {
@@ -168,8 +192,8 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
     return this.#writesInFlight
   }
 
-  begin (principal: P, attempt = 1, signal?: AbortSignal): UnitOfWork<P> {
-    return new UnitOfWork(this.#reader, principal, attempt, signal)
+  begin (principal: P, attempt = 1, signal?: AbortSignal, reader: Kysely<DB> = this.#reader): UnitOfWork<P> {
+    return new UnitOfWork(reader, principal, attempt, signal)
   }
 
   /**
@@ -177,14 +201,23 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
    * the configured attempts. The last conflict is thrown as `409 QUIESCE_CONFLICT`.
    */
   async run<T> (principal: P, work: (unitOfWork: UnitOfWork<P>) => Promise<T>, options: RunOptions = {}): Promise<T> {
+    let reader = options.reader ?? this.#reader
     for (let attempt = 1; ; attempt++) {
-      const unitOfWork = this.begin(principal, attempt, options.signal)
+      const unitOfWork = this.begin(principal, attempt, options.signal, reader)
       let result: T
       try {
         result = await work(unitOfWork)
       } catch (err) {
-        // A conflict the work itself raises (a stale version sent by a client) is final.
         unitOfWork.discard()
+        if (reader !== this.#reader && replicaCouldNotServe(err)) {
+          // Not a conflict: the same attempt once more, reading from the primary.
+          this.#log.debug({ err }, 'a replica could not serve the reads; reading from the primary')
+          reader = this.#reader
+          options.onRetry?.(attempt)
+          attempt--
+          continue
+        }
+        // A conflict the work itself raises (a stale version sent by a client) is final.
         throw err
       }
       if (unitOfWork.state !== 'open') return result
@@ -195,6 +228,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         if (!(err instanceof ConflictError)) throw err
         if (attempt >= this.attempts) throw new ConflictError(conflictMessage(this.attempts), { cause: err })
         this.#log.debug({ attempt, err }, 'commit conflicted; retrying')
+        reader = this.#reader
         for (const hook of this.#beforeRetry) await hook({ attempt: attempt + 1, principal, cause: err })
         options.onRetry?.(attempt + 1)
       }
@@ -217,11 +251,12 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
       }
     }
     const { writes, afterCommit } = unitOfWork.beginCommit()
+    let position: bigint | undefined
     if (writes.length > 0) {
       this.#writesInFlight++
       // Past this point only the COMMIT is left: a connection lost now leaves the outcome unknown.
       let committing = false
-      const commit = this.#writer.transaction().execute(async (transaction) => {
+      const transact = (db: Kysely<DB>) => db.transaction().execute(async (transaction) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
         await transaction.insertInto('commit_log').values({
@@ -231,9 +266,17 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         }).execute()
         committing = true
       })
+      const readPosition = this.#commitPosition
+      const commit = readPosition === undefined
+        ? transact(this.#writer).then(() => undefined)
+        : this.#writer.connection().execute(async (connection) => {
+          await transact(connection)
+          // The commit stands whatever happens from here.
+          return await readPosition(connection).catch(() => undefined)
+        }).then(async (position) => position ?? await this.#positionElsewhere(readPosition))
       this.#commits.add(commit)
       try {
-        await commit
+        position = await commit
       } catch (err) {
         unitOfWork.endCommit(false)
         if (!(err instanceof StateUnavailableError) && isDatabaseUnavailable(err)) throw databaseUnavailable(err, { committing })
@@ -243,7 +286,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         this.#writesInFlight--
       }
     }
-    unitOfWork.endCommit(true)
+    unitOfWork.endCommit(true, position)
     for (const effect of afterCommit) {
       try {
         await effect()
@@ -251,6 +294,17 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         this.#log.error({ err }, 'an afterCommit effect failed (the commit stands)')
       }
     }
+  }
+
+  /**
+   * A position that could not be read on the commit's own connection (lost right after the
+   * COMMIT) is read on another: any position read after the COMMIT is at or past it.
+   */
+  async #positionElsewhere (readPosition: CommitPosition): Promise<bigint | undefined> {
+    return await readPosition(this.#writer).catch((err: unknown) => {
+      this.#log.warn({ err }, 'the position of a commit could not be read; the person\'s next reads may come from a replica that lacks it')
+      return undefined
+    })
   }
 
   /** Refuses new commits and waits for the ones in progress, so the database can close. */
