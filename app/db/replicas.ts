@@ -28,6 +28,8 @@ export interface ReplicaStatus {
   replayed: WalPosition | null
   /** How long ago the primary had flushed no more than it has replayed (see {@link PrimaryPositions}). */
   lagMs: number | null
+  /** When it was last checked (epoch ms); null: not yet. */
+  checkedAt: number | null
 }
 
 export const REPLICA_POLL_MS = 100
@@ -98,6 +100,7 @@ export class Replica {
   readonly #check: pg.Pool
   #replayed: WalPosition | undefined
   #lagMs: number | undefined
+  #checkedAt: number | undefined
   #problem: string | undefined = 'not checked yet'
 
   constructor (name: string, url: string, onIdleError: (err: Error) => void) {
@@ -124,6 +127,7 @@ export class Replica {
       problem: this.#problem ?? null,
       replayed: this.#replayed ?? null,
       lagMs: this.#lagMs ?? null,
+      checkedAt: this.#checkedAt ?? null,
     }
   }
 
@@ -135,11 +139,13 @@ export class Replica {
         'select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed, (select system_identifier::text from pg_control_system()) as system'
       )).rows[0]!
     } catch (err) {
+      this.#checkedAt = Date.now()
       this.#problem = `unreachable: ${(err as Error).message}`
       return
     }
+    this.#checkedAt = Date.now()
     const replayed = row.replayed === null ? undefined : parseWalPosition(row.replayed)
-    const lagMs = replayed === undefined ? undefined : primary.lagMs(replayed, Date.now())
+    const lagMs = replayed === undefined ? undefined : primary.lagMs(replayed, this.#checkedAt)
     this.#replayed = replayed
     this.#lagMs = lagMs
     this.#problem = problemOf(row.standby, row.system, primarySystem, lagMs, maxLagMs)

@@ -267,8 +267,8 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         committing = true
       })
       const readPosition = this.#commitPosition
-      const commit = readPosition === undefined
-        ? transact(this.#writer).then(() => undefined)
+      const commit: Promise<bigint | undefined | void> = readPosition === undefined
+        ? transact(this.#writer)
         : this.#writer.connection().execute(async (connection) => {
           await transact(connection)
           // The commit stands whatever happens from here.
@@ -276,7 +276,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         }).then(async (position) => position ?? await this.#positionElsewhere(readPosition))
       this.#commits.add(commit)
       try {
-        position = await commit
+        position = (await commit) ?? undefined
       } catch (err) {
         unitOfWork.endCommit(false)
         if (!(err instanceof StateUnavailableError) && isDatabaseUnavailable(err)) throw databaseUnavailable(err, { committing })

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { signerFactory } from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Replica, Replicas } from '../db/replicas.js'
+import type { Replica, Replicas, ReplicaStatus } from '../db/replicas.js'
 import { formatWalPosition, parseWalPosition, type WalPosition } from '../db/wal-position.js'
 
 declare module 'fastify' {
@@ -75,9 +75,14 @@ const replicaReadsPlugin: FastifyPluginAsync<ReplicaReadsOptions> = async functi
     done(null, payload)
   })
 
-  replicas.onChange((status) => {
+  const logStatus = (status: ReplicaStatus) => {
     if (status.usable) fastify.log.info({ replica: status.name, location: status.location, lagMs: status.lagMs }, 'replica used for reads')
     else fastify.log.warn({ replica: status.name, location: status.location, problem: status.problem }, 'replica left out of reads')
+  }
+  // Each replica checked by the time this instance serves, then each change (a first check included).
+  fastify.addHook('onReady', async function logReplicas () {
+    for (const status of replicas.status()) if (status.checkedAt !== null) logStatus(status)
+    replicas.onChange(logStatus)
   })
 }
 
