@@ -343,4 +343,14 @@ describe('reads from a hot standby', () => {
     expect(again.statusCode).toBe(200)
     expect(again.headers['quiesce-replica']).toBe('replica-1')
   }, 30_000)
+
+  // Last: the standby is a primary of its own afterwards.
+  it('a promoted replica no longer follows the primary and is never read from again', async () => {
+    await standby.promote()
+    await until('the replica to be left out', () => /^not a standby/.test(database.replicas!.status()[0]!.problem ?? ''), 10_000)
+    await putDoc('after-promotion', 'After promotion')
+    const read = await app.inject('/api/docs/after-promotion')
+    expect(read.statusCode).toBe(200)
+    expect(read.headers['quiesce-replica']).toBeUndefined()
+  })
 })
