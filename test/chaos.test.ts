@@ -10,10 +10,12 @@
  * QUIESCE_CHAOS_SWITCHES=N   applied changes per database (default 200; the long run: 1000)
  * QUIESCE_CHAOS_PLANT=F      the fault planted into one instance for the second run (default
  *                            no-guard; cached-guard is the subtle one: see chaos-faults.ts)
- * QUIESCE_CHAOS_KINDS=sqlite,postgres   the databases (default both)
+ * QUIESCE_CHAOS_KINDS=sqlite,postgres,replica   the databases (default all three; replica: a
+ *                            throwaway PostgreSQL primary and hot standby, the instances reading
+ *                            through the standby with QUIESCE_REPLICA_URLS, half the switches)
  * `npm run test:chaos` runs this file alone.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -25,12 +27,44 @@ import { openDatabase, type Database } from '../app/db/database.js'
 import { checkHistory, formatReport, RULES, type ChaosReport, type ChaosRules, type ChaosSnapshot, type Op } from './helpers/chaos-check.js'
 import { maxAuditId, ownSlug, readSite, runChaos, snapshotAfter, type ChaosCast, type ChaosInstance, type ChaosRun } from './helpers/chaos.js'
 import { ROOT, startInstance, type Instance } from './helpers/cluster.js'
-import { createTestDatabase, DATABASE_KINDS, type DatabaseKind, type TestDatabase } from './helpers/databases.js'
+import { createTestDatabase, type TestDatabase } from './helpers/databases.js'
 import { basicAuth, request } from './helpers/http-client.js'
+import { PostgresServer } from './helpers/postgres-server.js'
+import { until } from './helpers/wait.js'
 
 const SWITCHES = Number(process.env.QUIESCE_CHAOS_SWITCHES ?? 200)
 const PLANTED = process.env.QUIESCE_CHAOS_PLANT ?? 'no-guard'
-const KINDS = (process.env.QUIESCE_CHAOS_KINDS?.split(',') ?? DATABASE_KINDS) as DatabaseKind[]
+
+/** Where a chaos run's three instances keep the site. */
+interface Setting {
+  kind: 'sqlite' | 'postgres' | 'replica'
+  switches: number
+  /** The site's database, and what every instance adds to its environment. */
+  open (): Promise<{ testDatabase: TestDatabase, env: Record<string, string> }>
+}
+
+const SETTINGS: Setting[] = [
+  { kind: 'sqlite', switches: SWITCHES, open: async () => ({ testDatabase: await createTestDatabase('sqlite'), env: {} }) },
+  { kind: 'postgres', switches: SWITCHES, open: async () => ({ testDatabase: await createTestDatabase('postgres'), env: {} }) },
+  {
+    // Reads go to a hot standby once it has replayed each person's last write; commits, their
+    // guard and retries to the primary. The same rules must hold.
+    kind: 'replica',
+    switches: Math.max(60, Math.round(SWITCHES / 2)),
+    async open () {
+      const primary = await PostgresServer.create({ max_connections: 100 })
+      const standby = await primary.createStandby()
+      const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-chaos-replica-'))
+      const drop = async () => {
+        await standby.destroy()
+        await primary.destroy()
+        rmSync(dataDir, { recursive: true, force: true })
+      }
+      return { testDatabase: { url: { kind: 'postgres', url: primary.url() }, dataDir, drop }, env: { QUIESCE_REPLICA_URLS: standby.url() } }
+    },
+  },
+]
+const KINDS = process.env.QUIESCE_CHAOS_KINDS?.split(',') ?? SETTINGS.map((setting) => setting.kind)
 const SHARED = Array.from({ length: 10 }, (_, i) => `shared-${i}`)
 const person = (name: string) => ({ name, password: `${name}-chaos-password` })
 const CAST: ChaosCast = {
@@ -108,17 +142,18 @@ function keepHistory (kind: string, runId: string, checked: CheckedRun): string 
   return file
 }
 
-describe.each(KINDS)('chaos: three instances on one %s database', (kind) => {
+describe.each(SETTINGS.filter((setting) => KINDS.includes(setting.kind)))('chaos: three instances on one $kind database', ({ kind, switches: SWITCHES, open }) => {
   let testDatabase: TestDatabase
+  let env: Record<string, string>
   let database: Database
   let instances: Instance[] = []
   let main: CheckedRun
 
   beforeAll(async () => {
-    testDatabase = await createTestDatabase(kind)
+    ({ testDatabase, env } = await open())
     database = await openDatabase(testDatabase.url)
     await prepareSite(testDatabase, database)
-    instances = await Promise.all(['chaos-a', 'chaos-b', 'chaos-c'].map((id) => startInstance(testDatabase, id)))
+    instances = await Promise.all(['chaos-a', 'chaos-b', 'chaos-c'].map((id) => startInstance(testDatabase, id, { env })))
     await addDocuments(instances[0]!)
   }, 120_000)
 
@@ -128,10 +163,12 @@ describe.each(KINDS)('chaos: three instances on one %s database', (kind) => {
     await testDatabase?.drop()
   }, 60_000)
 
-  it(`${SWITCHES} mode changes under 50 writers: nothing forbidden commits, nothing acknowledged is lost, every attempt is audited`, async () => {
+  it(`${SWITCHES} mode changes under 50 writers: nothing forbidden commits, nothing acknowledged is lost, every attempt is audited, every instance applies the last version`, async () => {
     main = await checkedRun(database, instances, 'r', SWITCHES)
     const { report } = main
-    console.log(formatReport(`chaos on ${kind}`, report, main.run.durationMs) + `\n  CPU used by the servers and the clients: ${main.cpuSeconds.toFixed(1)} s (load average ${os.loadavg()[0]!.toFixed(1)})`)
+    const fromReplica = main.run.ops.filter((op) => op.replica !== undefined).length
+    console.log(formatReport(`chaos on ${kind}`, report, main.run.durationMs) + `\n  CPU used by the servers and the clients: ${main.cpuSeconds.toFixed(1)} s (load average ${os.loadavg()[0]!.toFixed(1)})` +
+      (kind === 'replica' ? `\n  answers served from the replica: ${fromReplica} of ${main.run.ops.length}` : ''))
     if (report.violations.length > 0) console.log(`history kept in ${keepHistory(kind, 'r', main)}`)
     expect(report.violations).toEqual([])
     // The run did what it is meant to: many changes, writes in every outcome, both refusals.
@@ -145,7 +182,18 @@ describe.each(KINDS)('chaos: three instances on one %s database', (kind) => {
     expect(c.commitsChecked).toBeGreaterThan(SWITCHES)
     expect(c.auditRowsChecked).toBe(c.switchAttempts)
     expect(c.serverErrors).toBe(0)
+    // The reads really went to the replica (each person's own reads included, once it caught up).
+    if (kind === 'replica') expect(main.run.ops.filter((op) => op.kind === 'read' && op.replica !== undefined).length).toBeGreaterThan(0)
+    else expect(fromReplica).toBe(0)
     for (const instance of instances) expect(instance.errors, instance.id).toEqual([])
+    // Every instance shows the state version the run ended on as applied.
+    const boss = basicAuth(CAST.boss.name, CAST.boss.password)
+    const [state] = await database.writer.selectFrom('maintenance_state').select('version').execute()
+    await until('every instance applied the last version', async () => {
+      const answer = await request(new http.Agent(), `${instances[0]!.url}/api/instances`, { headers: { authorization: boss } })
+      const listed = (JSON.parse(answer.body) as { instances: Array<{ id: string, stateVersion: number, applied: boolean }> }).instances
+      return instances.every((instance) => listed.some((row) => row.id === instance.id && row.applied && row.stateVersion === state!.version)) || undefined
+    }, 15_000)
   }, RUN_TIMEOUT_MS)
 
   it('each rule of the check fails on a doctored copy of that history', () => {
@@ -209,7 +257,7 @@ describe.each(KINDS)('chaos: three instances on one %s database', (kind) => {
   it(`catches a planted fault: one instance with ${PLANTED}`, async () => {
     const healthy = instances.slice(0, 2)
     await instances[2]!.stop()
-    instances[2] = await startInstance(testDatabase, 'chaos-c-faulty', { fault: PLANTED })
+    instances[2] = await startInstance(testDatabase, 'chaos-c-faulty', { fault: PLANTED, env })
     const switches = PLANTED === 'no-guard' ? 30 : Math.max(60, Math.round(SWITCHES / 2))
     const planted = await checkedRun(database, [...healthy, instances[2]], 'p', switches)
     console.log(formatReport(`chaos on ${kind} with ${PLANTED} planted in chaos-c-faulty`, planted.report, planted.run.durationMs))

@@ -41,6 +41,8 @@ export interface Op {
   version?: number
   /** A read's token (parsed from the body read). */
   readToken?: string
+  /** The replica that served the request (its `Quiesce-Replica` header), when one did. */
+  replica?: string
   error?: string
 }
 

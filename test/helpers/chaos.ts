@@ -81,8 +81,32 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosRun> {
   /** The newest version of each shared document that an answer named. */
   const lastSeen = new Map<string, number>()
 
+  /**
+   * Read-your-writes with replica reads: each person carries the read-after position of their
+   * last write as the site documents it, a browser (form writers) in the `quiesce.read-after`
+   * cookie, an API client (Basic writers) by echoing the `Quiesce-Read-After` header.
+   */
+  const readAfter = new Map<string, { cookie?: string, header?: string }>()
+  function carrying (who: string, options: RequestOptions): RequestOptions {
+    const carried = readAfter.get(who)
+    if (carried === undefined) return options
+    const headers: Record<string, string> = { ...options.headers }
+    if (carried.header !== undefined) headers['quiesce-read-after'] = carried.header
+    if (carried.cookie !== undefined) headers.cookie = headers.cookie === undefined ? carried.cookie : `${headers.cookie}; ${carried.cookie}`
+    return { ...options, headers }
+  }
+  function keepReadAfter (who: string, options: RequestOptions, answer: Answer): void {
+    const token = answer.headers['quiesce-read-after']
+    if (typeof token !== 'string') return
+    const browser = options.headers?.cookie !== undefined
+    const cookie = (answer.headers['set-cookie'] ?? []).find((line) => line.startsWith('quiesce.read-after='))?.split(';')[0]
+    readAfter.set(who, browser ? { cookie } : { header: token })
+  }
+
   async function send (kind: OpKind, who: string, instance: ChaosInstance, agent: http.Agent, method: string, path: string, fields: Partial<Op>, options: RequestOptions): Promise<{ op: Op, answer: Answer }> {
-    const answer = await request(agent, instance.url + path, { method, ...options })
+    const answer = await request(agent, instance.url + path, { method, ...carrying(who, options) })
+    keepReadAfter(who, options, answer)
+    const replica = answer.headers['quiesce-replica']
     const op: Op = {
       n: ++n,
       kind,
@@ -96,6 +120,7 @@ export async function runChaos (options: ChaosOptions): Promise<ChaosRun> {
       end: answer.end - t0,
       status: answer.status,
       code: errorCode(answer),
+      ...(typeof replica === 'string' ? { replica } : {}),
       ...(answer.error === undefined ? {} : { error: answer.error }),
     }
     ops.push(op)
