@@ -143,11 +143,21 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   return app
 }
 
-/** What the registry and the control panel show of an instance's database (`label`: the panel's words). */
+/**
+ * What the registry and the control panel show of an instance's database (`label`: the panel's
+ * words): its role and, on a primary with replicas, each replica's replay lag (time and bytes)
+ * and whether requests read from it now. From memory: the replicas' last checks.
+ */
 function describeDatabase (database: Database): Record<string, unknown> {
   if (database.kind === 'sqlite') return { kind: 'sqlite', role: 'file', label: 'SQLite file' }
   if (database.standby) return { kind: 'postgres', role: 'standby', label: 'PostgreSQL standby (a read-only copy)' }
-  return { kind: 'postgres', role: 'primary', label: 'PostgreSQL primary' }
+  const replicas = (database.replicas?.status() ?? []).map((replica) => ({
+    name: replica.name, usedForReads: replica.usable, lagMs: replica.lagMs, lagBytes: replica.lagBytes, problem: replica.problem,
+  }))
+  const label = ['PostgreSQL primary', ...replicas.map((replica) => replica.usedForReads
+    ? `reads on ${replica.name} (${replica.lagMs ?? '?'} ms, ${replica.lagBytes ?? '?'} bytes behind)`
+    : `${replica.name} not read from: ${replica.problem ?? 'not checked yet'}`)].join('; ')
+  return replicas.length === 0 ? { kind: 'postgres', role: 'primary', label } : { kind: 'postgres', role: 'primary', label, replicas }
 }
 
 /** How this instance learns that another one changed the maintenance state. */

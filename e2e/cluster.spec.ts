@@ -12,7 +12,8 @@ import type { TestUser } from './fixtures.js'
 
 /**
  * Three instances of one site in Chromium (issue 9, item 4): A and B on a PostgreSQL primary,
- * C on its hot standby (a read-only copy that serves by itself). The cluster is this story's
+ * reading through its hot standby (QUIESCE_REPLICA_URLS), and C on the standby itself (a
+ * read-only copy that serves by itself). The cluster is this story's
  * own: a throwaway primary + standby (test/helpers/postgres-server.ts) and three
  * `quiesce serve` processes, not the shared e2e server.
  */
@@ -33,7 +34,8 @@ test.beforeAll(async () => {
   for (const user of [maria, ann]) await insertUser(database.writer, { username: user.name, passwordHash: await hashPassword(user.password), role: user.role === 'manager' ? 'manager' : 'member' })
   await database.destroy()
   standby = await primary.createStandby()
-  instances.push(await startInstance(site, 'e2e-a'), await startInstance(site, 'e2e-b'))
+  const readsOnReplica = { env: { QUIESCE_REPLICA_URLS: standby.url() } }
+  instances.push(await startInstance(site, 'e2e-a', readsOnReplica), await startInstance(site, 'e2e-b', readsOnReplica))
   instances.push(await startInstance({ ...site, url: { kind: 'postgres', url: standby.url() } }, 'e2e-c-standby', { env: { QUIESCE_PRIMARY_ORIGIN: instances[0]!.url } }))
 })
 
@@ -57,6 +59,10 @@ test('a switch on one instance reaches the others and the read-only copy live; a
   await mariaPage.goto('/')
   await signIn(mariaPage, maria)
   await mariaPage.goto('/manage')
+  // The panel shows each instance's database: the primary, reading from the replica.
+  await expect(mariaPage.getByRole('region', { name: 'Instances' }).getByRole('row').filter({ hasText: 'e2e-b' })).toContainText(/PostgreSQL primary; reads on replica-1 \(\d+ ms, \d+ bytes behind\)/, { timeout: 10_000 })
+  // A visitor's page on B is read from the replica.
+  await expect.poll(async () => (await request.get(`${b.url}/docs/${slug}`)).headers()['quiesce-replica'], { timeout: 10_000 }).toBe('replica-1')
   const annPage = await (await browser.newContext({ baseURL: b.url })).newPage()
   await annPage.goto('/')
   await signIn(annPage, ann)
@@ -81,6 +87,8 @@ test('a switch on one instance reaches the others and the read-only copy live; a
   await expect(annPage.getByRole('alert')).toContainText('The maintenance is over: you can save now.')
   await annPage.getByRole('button', { name: 'Save', exact: true }).click()
   await expect(annPage.getByRole('status')).toHaveText('Saved.')
+  // Ann reads her own save at once, whichever database serves the page.
+  await expect(annPage.getByText(typed)).toBeVisible()
   await expect(visitor.locator('#maintenance-banner')).toBeHidden()
 
   // The copy replays the save; a visitor who reloads sees it.

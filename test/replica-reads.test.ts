@@ -337,11 +337,22 @@ describe('reads from a hot standby', () => {
     const read = await app.inject('/api/docs/far-behind')
     expect(read.statusCode).toBe(200)
     expect(read.headers['quiesce-replica']).toBeUndefined()
+    // The control panel and /api/instances say so: the replica, its lag, not read from.
+    const described = async () => (await app.maintenance.instances()).find((row) => row.id === 'replica-reads')!.details!.database as Record<string, unknown>
+    const behind = await described()
+    expect(behind).toMatchObject({ kind: 'postgres', role: 'primary', replicas: [{ name: 'replica-1', usedForReads: false, problem: expect.stringMatching(/^lagging/) }] })
+    expect((behind.replicas as Array<{ lagMs: number, lagBytes: number }>)[0]!.lagMs).toBeGreaterThan(2000)
+    expect((behind.replicas as Array<{ lagMs: number, lagBytes: number }>)[0]!.lagBytes).toBeGreaterThan(0)
+    expect(behind.label).toMatch(/^PostgreSQL primary; replica-1 not read from: lagging \d+ ms behind the primary/)
     await standby.setApplyDelay(0)
     await replicaUsable()
     const again = await app.inject('/api/docs/far-behind')
     expect(again.statusCode).toBe(200)
     expect(again.headers['quiesce-replica']).toBe('replica-1')
+    const caughtUp = await described()
+    expect(caughtUp).toMatchObject({ replicas: [{ name: 'replica-1', usedForReads: true, problem: null }] })
+    expect((caughtUp.replicas as Array<{ lagMs: number }>)[0]!.lagMs).toBeLessThan(2000)
+    expect(caughtUp.label).toMatch(/^PostgreSQL primary; reads on replica-1 \(\d+ ms, \d+ bytes behind\)$/)
   }, 30_000)
 
   // Last: the standby is a primary of its own afterwards.

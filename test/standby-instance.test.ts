@@ -74,6 +74,7 @@ describe('an instance on a hot standby', () => {
       expect(page.statusCode, url).toBe(200)
       expect(page.body, url).toContain('This is a read-only copy of the site.')
       expect(page.body, url).toContain(`href="${PRIMARY_ORIGIN}"`)
+      expect(page.headers['quiesce-replica'], url).toBe('standby')
     }
     expect((await standby.inject({ url: '/docs/replicated' })).body).toContain('written on the primary, read on the copy')
     expect((await standby.inject({ url: '/search?q=replicated' })).body).toContain('/docs/replicated')
@@ -86,6 +87,7 @@ describe('an instance on a hot standby', () => {
     const api = await standby.inject({ method: 'PUT', url: '/api/docs/on-copy', headers: { authorization: BOSS }, payload: { title: 'No', body: 'not here' } })
     expect(api.statusCode).toBe(503)
     expect(api.json()).toMatchObject({ statusCode: 503, code: 'QUIESCE_REPLICA' })
+    expect(api.headers['quiesce-replica']).toBe('standby')
     expect(api.json().message).toContain(`Make your change at ${PRIMARY_ORIGIN}`)
     const form = await standby.inject({ method: 'POST', url: '/docs', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }, payload: 'slug=on-copy&title=No&body=not+here' })
     expect(form.statusCode).toBe(503)
@@ -146,6 +148,7 @@ describe('an instance on a hot standby', () => {
     const page = await standby.inject({ url: '/login' })
     expect(page.body).toContain('name="password"')
     expect(page.body).not.toContain('read-only copy')
+    expect(page.headers['quiesce-replica']).toBeUndefined()
     // It registers itself and heartbeats like any instance.
     await until('the promoted instance registered', async () => (await standbyServer.query("select id from maintenance_instance where id = 'on-standby'")).length === 1 || undefined, 10_000)
   })

@@ -28,6 +28,8 @@ export interface ReplicaStatus {
   replayed: WalPosition | null
   /** How long ago the primary had flushed no more than it has replayed (see {@link PrimaryPositions}). */
   lagMs: number | null
+  /** How many bytes of WAL the primary had flushed beyond what it has replayed, at the last check. */
+  lagBytes: number | null
   /** When it was last checked (epoch ms); null: not yet. */
   checkedAt: number | null
 }
@@ -62,6 +64,11 @@ export class PrimaryPositions {
   /** `keepMs`: how far back lag can be told; beyond it a lag is reported as at least that. */
   constructor (keepMs: number) {
     this.#keepMs = keepMs
+  }
+
+  /** The newest flush position sampled, if any. */
+  get latest (): WalPosition | undefined {
+    return this.#samples.at(-1)?.flushed
   }
 
   record (at: number, flushed: WalPosition): void {
@@ -100,6 +107,7 @@ export class Replica {
   readonly #check: pg.Pool
   #replayed: WalPosition | undefined
   #lagMs: number | undefined
+  #lagBytes: number | undefined
   #checkedAt: number | undefined
   #problem: string | undefined = 'not checked yet'
 
@@ -127,6 +135,7 @@ export class Replica {
       problem: this.#problem ?? null,
       replayed: this.#replayed ?? null,
       lagMs: this.#lagMs ?? null,
+      lagBytes: this.#lagBytes ?? null,
       checkedAt: this.#checkedAt ?? null,
     }
   }
@@ -146,8 +155,10 @@ export class Replica {
     this.#checkedAt = Date.now()
     const replayed = row.replayed === null ? undefined : parseWalPosition(row.replayed)
     const lagMs = replayed === undefined ? undefined : primary.lagMs(replayed, this.#checkedAt)
+    const latest = primary.latest
     this.#replayed = replayed
     this.#lagMs = lagMs
+    this.#lagBytes = replayed === undefined || latest === undefined ? undefined : Math.max(0, Number(latest - replayed))
     this.#problem = problemOf(row.standby, row.system, primarySystem, lagMs, maxLagMs)
   }
 

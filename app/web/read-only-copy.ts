@@ -13,12 +13,15 @@ export interface ReadOnlyCopyOptions {
  * An instance on a hot standby serves the site read-only by itself, as NEO's backup cluster
  * serves its clients: pages and search work, and every unsafe request is refused at once with
  * `503 QUIESCE_REPLICA` (before sessions or credentials are looked at: nothing here could be
- * saved). It asks the database each time, so the instance serves normally as soon as its
- * standby is found promoted, without a restart.
+ * saved). Every answer says `Quiesce-Replica: standby`. It asks the database each time, so the
+ * instance serves normally as soon as its standby is found promoted, without a restart.
  */
 const readOnlyCopyPlugin: FastifyPluginAsync<ReadOnlyCopyOptions> = async function readOnlyCopyPlugin (fastify, options) {
-  fastify.addHook('onRequest', async function refuseChangesOnCopy (request) {
-    if (fastify.db.standby && UNSAFE_METHODS.has(request.method)) throw readOnlyCopyRefusal(options.primaryOrigin)
+  fastify.addHook('onRequest', async function refuseChangesOnCopy (request, reply) {
+    if (!fastify.db.standby) return
+    // Every answer of a read-only copy is served from a replica (replica reads name theirs).
+    reply.header('quiesce-replica', 'standby')
+    if (UNSAFE_METHODS.has(request.method)) throw readOnlyCopyRefusal(options.primaryOrigin)
   })
 }
 
