@@ -20,7 +20,7 @@ const { loadConfig } = await load<typeof ConfigModule>('config.js')
 const { openDatabase } = await load<typeof DatabaseModule>('db/database.js')
 
 const config = loadConfig()
-const database = await openDatabase(config.database, { onIdleError: (err) => console.error(`idle database connection failed: ${err.message}`) })
+const database = await openDatabase(config.database, { replicas: config.replicas, onIdleError: (err) => console.error(`idle database connection failed: ${err.message}`) })
 const app = await buildApp({
   config,
   database,

@@ -467,6 +467,7 @@ export function basicAuth (username: string, password: string): string {
 
 export interface HttpAnswer {
   status: number
+  headers: http.IncomingHttpHeaders
   body: string
   /** performance.now() when the status line and headers arrived. */
   headersAt: number
@@ -486,7 +487,7 @@ export function httpRequest (agent: http.Agent, url: string, method: string, hea
       const headersAt = performance.now()
       const chunks: Buffer[] = []
       response.on('data', (chunk: Buffer) => chunks.push(chunk))
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headersAt, endAt: performance.now() }))
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8'), headersAt, endAt: performance.now() }))
       response.on('error', reject)
     })
     request.on('error', reject)
