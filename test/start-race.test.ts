@@ -7,7 +7,7 @@ import { parseDatabaseUrl } from '../app/config.js'
 import { DEMO_DOCUMENTS } from '../app/content/seed.js'
 import { openDatabase } from '../app/db/database.js'
 import { migrations } from '../app/db/migrate.js'
-import { setUpNewSite } from '../app/setup.js'
+import { setUpNewSite } from '../app/site.js'
 import { cliEnv } from './helpers/cli.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
 

@@ -3,7 +3,7 @@ import type { DB } from '../db/schema.js'
 import { findEmergencyUser, NAME_PATTERN } from './access-file.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 import { principalFor, type Identity, type Principal } from './principal.js'
-import { findUserWithHash } from './users.js'
+import { findUserWithHash, userVersion } from './users.js'
 
 let dummyHash: Promise<string> | undefined
 
@@ -40,6 +40,5 @@ export async function findPrincipal (db: Kysely<DB>, accessFile: string, name: s
  * every change of the user (password, role, disabling) moves on; undefined when there is no such user.
  */
 export async function credentialsStamp (db: Kysely<DB>, name: string): Promise<number | undefined> {
-  const row = await db.selectFrom('app_user').select('version').where('username', '=', name).executeTakeFirst()
-  return row?.version
+  return userVersion(db, name)
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema.js'
 import { ConflictError } from '../errors.js'
-import { logUserAction, setPasswordHash, type User, type UserActor } from './users.js'
+import { findResetLink, insertResetLink, logUserAction, setPasswordHash, spendResetLink, withdrawResetLinks, type User, type UserActor } from './users.js'
 
 /**
  * A password reset is started by a manager and finished by the person: the manager gets a
@@ -18,15 +18,9 @@ export function resetTokenHash (token: string): string {
 
 /** A new token (256 random bits) and its row; an earlier unused link of the same user stops working. */
 export async function createPasswordReset (transaction: Kysely<DB>, actor: UserActor, user: Pick<User, 'id' | 'username'>, token: string, now = new Date()): Promise<void> {
-  await transaction.deleteFrom('password_reset').where('user_id', '=', user.id).where('used_at', 'is', null).execute()
+  await withdrawResetLinks(transaction, user.id, 'unused')
   const expiresAt = new Date(now.getTime() + RESET_LIFETIME_MS).toISOString()
-  await transaction.insertInto('password_reset').values({
-    user_id: user.id,
-    token_hash: resetTokenHash(token),
-    created_by: actor.name,
-    created_at: now.toISOString(),
-    expires_at: expiresAt,
-  }).execute()
+  await insertResetLink(transaction, { userId: user.id, tokenHash: resetTokenHash(token), createdBy: actor.name, createdAt: now.toISOString(), expiresAt })
   await logUserAction(transaction, actor, user.username, 'reset-link', `valid until ${expiresAt.slice(0, 16).replace('T', ' ')} UTC`)
 }
 
@@ -45,11 +39,7 @@ export type ResetProblem = 'unknown' | 'used' | 'expired' | 'disabled'
 
 /** The reset a token stands for, if it can still be used now. */
 export async function findPasswordReset (db: Kysely<DB>, token: string, now = new Date()): Promise<PendingReset | ResetProblem> {
-  const row = await db.selectFrom('password_reset')
-    .innerJoin('app_user', 'app_user.id', 'password_reset.user_id')
-    .select(['password_reset.id', 'password_reset.expires_at', 'password_reset.used_at', 'app_user.id as user_id', 'app_user.username', 'app_user.version', 'app_user.disabled_at'])
-    .where('password_reset.token_hash', '=', resetTokenHash(token))
-    .executeTakeFirst()
+  const row = await findResetLink(db, resetTokenHash(token))
   if (row === undefined) return 'unknown'
   if (row.used_at !== null) return 'used'
   if (row.expires_at <= now.toISOString()) return 'expired'
@@ -64,9 +54,6 @@ export async function findPasswordReset (db: Kysely<DB>, token: string, now = ne
  * and then finds the link used.
  */
 export async function completePasswordReset (transaction: Kysely<DB>, reset: PendingReset, passwordHash: string, now = new Date()): Promise<void> {
-  const spent = await transaction.updateTable('password_reset').set({ used_at: now.toISOString() })
-    .where('id', '=', reset.id).where('used_at', 'is', null).where('expires_at', '>', now.toISOString())
-    .executeTakeFirst()
-  if (spent.numUpdatedRows === 0n) throw new ConflictError('the reset link was used meanwhile')
+  if (!await spendResetLink(transaction, reset.id, now.toISOString())) throw new ConflictError('the reset link was used meanwhile')
   await setPasswordHash(transaction, { name: reset.user.username, channel: 'web' }, reset.user, passwordHash, 'password-reset')
 }

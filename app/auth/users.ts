@@ -42,6 +42,17 @@ export async function listUsers (db: Kysely<DB>): Promise<User[]> {
   }))
 }
 
+/** Whether the site has any user at all, disabled ones included. */
+export async function hasUsers (db: Kysely<DB>): Promise<boolean> {
+  return (await db.selectFrom('app_user').select('id').limit(1).execute()).length > 0
+}
+
+/** The user's row version, which every change of the user moves on; undefined when there is no such user. */
+export async function userVersion (db: Kysely<DB>, username: string): Promise<number | undefined> {
+  const row = await db.selectFrom('app_user').select('version').where('username', '=', username).executeTakeFirst()
+  return row?.version
+}
+
 export async function findUser (db: Kysely<DB>, username: string): Promise<User | undefined> {
   return (await listUsers(db)).find((user) => user.username === username)
 }
@@ -143,6 +154,12 @@ async function updateUser (transaction: Kysely<DB>, user: Pick<User, 'id' | 'use
 // the command line's own transaction). Each ends the person's sessions, so that the change takes
 // effect at once rather than at their next sign-in, and writes the user log.
 
+/** A new user, and its entry in the user log. */
+export async function createUser (transaction: Kysely<DB>, actor: UserActor, user: { username: string, passwordHash: string, role: Role }): Promise<void> {
+  await insertUser(transaction, user)
+  await logUserAction(transaction, actor, user.username, 'added', `as ${user.role}`)
+}
+
 export async function changeRole (transaction: Kysely<DB>, actor: UserActor, user: User, role: Role, expectedVersion: number): Promise<void> {
   await lockActiveManagers(transaction)
   await updateUser(transaction, user, expectedVersion, { role })
@@ -159,7 +176,7 @@ export async function setDisabled (transaction: Kysely<DB>, actor: UserActor, us
   if (disabled) {
     await assertManagerRemains(transaction, user.username)
     await endSessionsOf(transaction, user.username)
-    await transaction.deleteFrom('password_reset').where('user_id', '=', user.id).where('used_at', 'is', null).execute()
+    await withdrawResetLinks(transaction, user.id, 'unused')
   }
   await logUserAction(transaction, actor, user.username, disabled ? 'disabled' : 'enabled')
 }
@@ -171,7 +188,7 @@ export async function removeUser (transaction: Kysely<DB>, actor: UserActor, use
   assertVersionMatched(result, `user ${user.username}`)
   await assertManagerRemains(transaction, user.username)
   await endSessionsOf(transaction, user.username)
-  await transaction.deleteFrom('password_reset').where('user_id', '=', user.id).execute()
+  await withdrawResetLinks(transaction, user.id, 'all')
   await logUserAction(transaction, actor, user.username, 'removed', `was a ${user.role}`)
 }
 
@@ -180,4 +197,40 @@ export async function setPasswordHash (transaction: Kysely<DB>, actor: UserActor
   await updateUser(transaction, user, user.version, { password_hash: passwordHash })
   await endSessionsOf(transaction, user.username)
   await logUserAction(transaction, actor, user.username, action)
+}
+
+// The rows of password resets; what a link may do, and when, is app/auth/password-resets.ts.
+
+/** Deletes the user's reset links: the ones not used yet, or all of them. */
+export async function withdrawResetLinks (transaction: Kysely<DB>, userId: number, which: 'unused' | 'all'): Promise<void> {
+  let query = transaction.deleteFrom('password_reset').where('user_id', '=', userId)
+  if (which === 'unused') query = query.where('used_at', 'is', null)
+  await query.execute()
+}
+
+export async function insertResetLink (transaction: Kysely<DB>, link: { userId: number, tokenHash: string, createdBy: string, createdAt: string, expiresAt: string }): Promise<void> {
+  await transaction.insertInto('password_reset').values({
+    user_id: link.userId,
+    token_hash: link.tokenHash,
+    created_by: link.createdBy,
+    created_at: link.createdAt,
+    expires_at: link.expiresAt,
+  }).execute()
+}
+
+/** The reset link with this token hash, and its user as they are now. */
+export async function findResetLink (db: Kysely<DB>, tokenHash: string) {
+  return db.selectFrom('password_reset')
+    .innerJoin('app_user', 'app_user.id', 'password_reset.user_id')
+    .select(['password_reset.id', 'password_reset.expires_at', 'password_reset.used_at', 'app_user.id as user_id', 'app_user.username', 'app_user.version', 'app_user.disabled_at'])
+    .where('password_reset.token_hash', '=', tokenHash)
+    .executeTakeFirst()
+}
+
+/** Marks a link used if it was neither used nor expired at `now` (a compare-and-set); false when it was. */
+export async function spendResetLink (transaction: Kysely<DB>, id: number, now: string): Promise<boolean> {
+  const spent = await transaction.updateTable('password_reset').set({ used_at: now })
+    .where('id', '=', id).where('used_at', 'is', null).where('expires_at', '>', now)
+    .executeTakeFirst()
+  return spent.numUpdatedRows > 0n
 }

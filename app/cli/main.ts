@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely'
 import { writeEmergencyUser, nameProblem } from '../auth/access-file.js'
 import { findPrincipal } from '../auth/authenticate.js'
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
-import { changeRole, findUser, insertUser, isRole, listUsers, logUserAction, removeUser, setDisabled, setPasswordHash, type User, type UserActor } from '../auth/users.js'
+import { changeRole, createUser, findUser, isRole, listUsers, removeUser, setDisabled, setPasswordHash, type User, type UserActor } from '../auth/users.js'
 import { ConfigError, loadConfig, type Config } from '../config.js'
 import { catalogFor } from '../content/catalog.js'
 import { seedDocuments } from '../content/seed.js'
@@ -210,8 +210,7 @@ const COMMANDS: Record<string, Command> = {
         await withDatabase(config, async (database) => {
           try {
             await database.writer.transaction().execute(async (transaction) => {
-              await insertUser(transaction, { username: name!, passwordHash: await hashPassword(password), role })
-              await logUserAction(transaction, CLI_ACTOR, name!, 'added', `as ${role}`)
+              await createUser(transaction, CLI_ACTOR, { username: name!, passwordHash: await hashPassword(password), role })
             })
           } catch (err) {
             if (classifyDatabaseError(err) === 'unique-violation') throw new CommandError(`a user named ${name} already exists`)

@@ -54,9 +54,50 @@ export async function listDocuments (db: Kysely<DB>, options: { limit: number, o
   return rows.map((row) => ({ slug: row.slug, title: row.title, version: row.version, updatedAt: row.updated_at, updatedBy: row.updated_by }))
 }
 
-export async function countDocuments (db: Kysely<DB>): Promise<number> {
-  const row = await db.selectFrom('document').select((eb) => eb.fn.countAll<string | number>().as('n')).executeTakeFirstOrThrow()
+/** How many documents there are (with `afterId`: whose id is greater). */
+export async function countDocuments (db: Kysely<DB>, afterId = 0): Promise<number> {
+  let query = db.selectFrom('document').select((eb) => eb.fn.countAll<string | number>().as('n'))
+  if (afterId > 0) query = query.where('id', '>', afterId)
+  const row = await query.executeTakeFirstOrThrow()
   return Number(row.n)
+}
+
+export type IndexedDocument = Pick<Document, 'id' | 'slug' | 'title' | 'body' | 'version'>
+
+/** Up to `limit` documents whose id is greater than `afterId`, in id order: a batch of a catalog rebuild. */
+export async function documentsAfter (db: Kysely<DB>, afterId: number, limit: number): Promise<IndexedDocument[]> {
+  return db.selectFrom('document')
+    .select(['id', 'slug', 'title', 'body', 'version'])
+    .where('id', '>', afterId).orderBy('id').limit(limit).execute()
+}
+
+/**
+ * The id and version of each document with `afterId` < id ≤ `upTo` (no upper bound when
+ * undefined), in id order; `lockForShare` (PostgreSQL) holds those rows until the transaction ends.
+ */
+export async function documentVersions (db: Kysely<DB>, afterId: number, upTo: number | undefined, lockForShare: boolean): Promise<Array<Pick<Document, 'id' | 'version'>>> {
+  let query = db.selectFrom('document').select(['id', 'version']).where('id', '>', afterId).orderBy('id')
+  if (upTo !== undefined) query = query.where('id', '<=', upTo)
+  if (lockForShare) query = query.forShare()
+  return query.execute()
+}
+
+/**
+ * A new document, in the caller's transaction, unless its slug is taken: then nothing is
+ * written and the answer is undefined. (Generated content; people's edits go through {@link DocumentWriter}.)
+ */
+export async function insertDocumentUnlessTaken (transaction: Kysely<DB>, doc: Pick<Document, 'slug' | 'title' | 'body'>, author: string, at: string): Promise<number | undefined> {
+  const inserted = await transaction.insertInto('document').values({
+    slug: doc.slug,
+    title: doc.title,
+    body: doc.body,
+    version: 1,
+    created_by: author,
+    created_at: at,
+    updated_by: author,
+    updated_at: at,
+  }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
+  return inserted?.id
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { DB } from '../db/schema.js'
 import type { Catalog } from './catalog.js'
-import { countDocuments } from './documents.js'
+import { countDocuments, insertDocumentUnlessTaken } from './documents.js'
 import { slugify } from './validation.js'
 
 export const DEMO_DOCUMENTS = 200
@@ -80,19 +80,9 @@ export async function insertGenerated (transaction: Transaction<DB>, catalog: Ca
   let added = 0
   for (let index = start; index < end; index++) {
     const doc = generateDocument(index)
-    const now = new Date().toISOString()
-    const inserted = await transaction.insertInto('document').values({
-      slug: doc.slug,
-      title: doc.title,
-      body: doc.body,
-      version: 1,
-      created_by: SEED_AUTHOR,
-      created_at: now,
-      updated_by: SEED_AUTHOR,
-      updated_at: now,
-    }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
-    if (inserted === undefined) continue
-    await catalog.index(transaction, { documentId: inserted.id, slug: doc.slug, title: doc.title, body: doc.body })
+    const id = await insertDocumentUnlessTaken(transaction, doc, SEED_AUTHOR, new Date().toISOString())
+    if (id === undefined) continue
+    await catalog.index(transaction, { documentId: id, slug: doc.slug, title: doc.title, body: doc.body })
     added++
   }
   return added

@@ -4,7 +4,7 @@ import { migrateToLatest } from './migrate.js'
 import { openPostgres, POSTGRES_TIMEOUTS, redactPassword, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
 import { Replicas, type ReplicaOptions } from './replicas.js'
 import type { DB } from './schema.js'
-import { openSqlite } from './sqlite.js'
+import { openSqlite, openSqliteReader } from './sqlite.js'
 import { assertSchemaCurrent, inRecovery, StandbyWatch } from './standby.js'
 
 export type DatabaseKind = DatabaseUrl['kind']
@@ -33,7 +33,18 @@ export interface Database {
   onPromoted (listener: () => void): void
   /** PostgreSQL with QUIESCE_REPLICA_URLS only: hot standbys that requests may read from. */
   replicas?: Replicas
+  /**
+   * A reader for one long read-only snapshot (an export) that holds up no request. SQLite: a
+   * read-only connection of its own (every request of this instance reads through the one
+   * reader connection). PostgreSQL: the reader pool (a snapshot takes one of its connections).
+   */
+  openSnapshotReader (): SnapshotReader
   destroy (): Promise<void>
+}
+
+export interface SnapshotReader {
+  db: Kysely<DB>
+  close (): Promise<void>
 }
 
 export interface OpenDatabaseOptions {
@@ -63,6 +74,10 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
       dataVersion: handles.dataVersion,
       standby: false,
       onPromoted () {},
+      openSnapshotReader () {
+        const db = openSqliteReader(url.file)
+        return { db, close: () => db.destroy() }
+      },
       async destroy () {
         await handles.reader.destroy()
         await handles.writer.destroy()
@@ -106,6 +121,7 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     get standby () { return watch?.standby ?? false },
     onPromoted (listener) { watch?.onPromoted(listener) },
     replicas,
+    openSnapshotReader: () => ({ db: handles.reader, async close () {} }),
     destroy,
   }
 }

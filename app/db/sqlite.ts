@@ -32,9 +32,7 @@ export function openSqlite (file: string): SqliteHandles {
     }),
   })
   // The reader connects on its first query, after migrations have created the file's tables.
-  const reader = new Kysely<DB>({
-    dialect: betterSqliteDialect({ connect: () => new BetterSqlite3(file, { readonly: true, fileMustExist: true }) }),
-  })
+  const reader = openSqliteReader(file)
   let dataVersion: BetterSqlite3.Statement | undefined
   return {
     writer,
@@ -45,4 +43,11 @@ export function openSqlite (file: string): SqliteHandles {
       return dataVersion.get() as number
     },
   }
+}
+
+/** A connection that SQLite itself opened read-only, on its first query. */
+export function openSqliteReader (file: string): Kysely<DB> {
+  return new Kysely<DB>({
+    dialect: betterSqliteDialect({ connect: () => new BetterSqlite3(file, { readonly: true, fileMustExist: true }) }),
+  })
 }

@@ -4,7 +4,7 @@ import { createPasswordReset, newResetToken, RESET_LIFETIME_MS } from '../auth/p
 import { hashPassword, passwordProblem } from '../auth/passwords.js'
 import { signedIn } from '../auth/plugin.js'
 import {
-  changeRole, countActiveManagers, findUser, insertUser, isRole, lastManagerMessage, listUsers, logUserAction, removeUser, setDisabled, userLog,
+  changeRole, countActiveManagers, createUser, findUser, isRole, lastManagerMessage, listUsers, removeUser, setDisabled, userLog,
   type User, type UserActor, type UserLogEntry,
 } from '../auth/users.js'
 import type { Role } from '../db/schema.js'
@@ -106,10 +106,7 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
     }
     const passwordHash = await hashPassword(password)
     const actor = actorOf(request)
-    uow.stage(async (transaction) => {
-      await insertUser(transaction, { username: name, passwordHash, role: role as Role })
-      await logUserAction(transaction, actor, name, 'added', `as ${role}`)
-    })
+    uow.stage((transaction) => createUser(transaction, actor, { username: name, passwordHash, role: role as Role }))
     return reply.seeOther(`/manage/users?done=added&name=${encodeURIComponent(name)}`)
   })
 

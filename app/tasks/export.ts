@@ -7,8 +7,8 @@ import type { Writable } from 'node:stream'
 import { sql, type Kysely } from 'kysely'
 import type { Catalog } from '../content/catalog.js'
 import type { Database } from '../db/database.js'
-import { openSqlite } from '../db/sqlite.js'
 import type { DB } from '../db/schema.js'
+import { lastCommit as lastCommitIn, recordImportedCommit } from '../unit-of-work/commit-log.js'
 
 /**
  * The export format, version 1: JSON Lines, UTF-8.
@@ -55,15 +55,11 @@ export class ImportError extends Error {
  * REPEATABLE READ; a SQLite read transaction in WAL mode) while writes go on.
  */
 export async function writeExport (database: Database, output: Writable, onProgress?: (done: number, total: number) => void): Promise<ExportSummary> {
-  if (database.kind !== 'sqlite') return writeSnapshot(database.reader, output, onProgress)
-  // A SQLite database has one reader connection, which every request of this instance reads
-  // through: an export held on it would stall them all until it ends. It gets one of its own.
-  const own = openSqlite(database.location)
+  const reader = database.openSnapshotReader()
   try {
-    return await writeSnapshot(own.reader, output, onProgress)
+    return await writeSnapshot(reader.db, output, onProgress)
   } finally {
-    await own.reader.destroy()
-    await own.writer.destroy()
+    await reader.close()
   }
 }
 
@@ -79,8 +75,7 @@ async function writeSnapshot (reader: Kysely<DB>, output: Writable, onProgress?:
 
   const summary = await reader.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (snapshot) => {
     // The first statement fixes the snapshot; everything below reads that one point in time.
-    const last = await snapshot.selectFrom('commit_log').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
-    const lastCommit = Number(last?.id ?? 0)
+    const lastCommit = await lastCommitIn(snapshot)
     const counts: Record<string, number> = {}
     for (const table of TABLE_NAMES) {
       const row = await (snapshot as Kysely<any>).selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
@@ -210,8 +205,9 @@ export async function importExport (database: Database, catalog: Catalog, file: 
     for (const section of parsed.sections) {
       rows[section.table] = section.rows.length
       const records = section.rows.map((values) => Object.fromEntries(section.columns.map((column, i) => [column, values[i]])))
+      // The state row is there already (its migration made it): restored in place.
       if (section.table === 'maintenance_state') {
-        for (const record of records) await (transaction as Kysely<any>).updateTable('maintenance_state').set(record).where('id', '=', record.id).execute()
+        for (const record of records) await (transaction as Kysely<any>).updateTable(section.table).set(record).where('id', '=', record.id).execute()
         continue
       }
       for (let i = 0; i < records.length; i += 200) {
@@ -225,7 +221,7 @@ export async function importExport (database: Database, catalog: Catalog, file: 
       })))
     }
     if (parsed.lastCommit > 0) {
-      await transaction.insertInto('commit_log').values({ id: parsed.lastCommit, at: new Date().toISOString(), actor: 'import' } as never).execute()
+      await recordImportedCommit(transaction, parsed.lastCommit)
     }
     if (database.kind === 'postgres') {
       for (const table of SERIAL_TABLES) {

@@ -21,8 +21,6 @@ export interface TaskService {
   readonly runner: TaskRunner
 }
 
-const COMMIT_LOG_KEEP = 10_000
-
 /**
  * Long-running maintenance work with persisted, resumable progress. Every instance runs a task
  * runner; a task belongs to the instance that claimed it while that instance heartbeats.
@@ -51,24 +49,12 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
     cancel: (id) => requestCancel(db, id),
   } satisfies TaskService)
 
-  // The commit log only needs its newest rows (an export records the last one).
-  const pruneTimer = setInterval(() => {
-    if (fastify.db.standby) return
-    pruneCommitLog().catch((err: unknown) => fastify.log.warn({ err }, 'could not prune the commit log'))
-  }, 60_000)
-  pruneTimer.unref()
-  async function pruneCommitLog (): Promise<void> {
-    const newest = await db.selectFrom('commit_log').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
-    if (newest?.id != null) await db.deleteFrom('commit_log').where('id', '<', Number(newest.id) - COMMIT_LOG_KEEP).execute()
-  }
-
   // A standby takes no writes, so it runs no tasks until it is promoted.
   fastify.addHook('onReady', async function startTaskRunner () {
     if (fastify.db.standby) fastify.db.onPromoted(() => runner.start())
     else runner.start()
   })
   fastify.addHook('preClose', async function stopTaskRunner () {
-    clearInterval(pruneTimer)
     await runner.stop()
   })
 }

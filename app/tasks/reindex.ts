@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { countDocuments } from '../content/documents.js'
+import { countDocuments, documentsAfter, documentVersions } from '../content/documents.js'
 import { ConflictError } from '../errors.js'
 import type { TaskHandler, TaskRun } from './runner.js'
 import { TaskLostError } from './runner.js'
+import { updateTask } from './tasks.js'
 
 export const REINDEX_BATCH = 100
 /** A reindex that cannot land one batch in this many tries in a row gives up, and says why. */
@@ -22,7 +23,7 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
   const task = run.task
   let lastId = (task.checkpoint as Checkpoint | null)?.lastId ?? 0
   let { done, batches, conflicts, retries } = task
-  const total = Math.max(done, done + await countRemaining(run, lastId))
+  const total = Math.max(done, done + await countDocuments(run.env.database.reader, lastId))
   await run.save({ total })
 
   for (let failedInARow = 0; ;) {
@@ -32,35 +33,29 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
     const untrackWrite = run.env.maintenance.trackWrite()
     try {
       const landed = await engine.run(task.startedBy, async (unitOfWork) => {
-        const docs = await unitOfWork.db.selectFrom('document')
-          .select(['id', 'slug', 'title', 'body', 'version'])
-          .where('id', '>', lastId).orderBy('id').limit(REINDEX_BATCH).execute()
+        const docs = await documentsAfter(unitOfWork.db, lastId, REINDEX_BATCH)
         const to = docs.length === REINDEX_BATCH ? docs.at(-1)!.id : undefined
         const next = { lastId: docs.at(-1)?.id ?? lastId }
         unitOfWork.stage(async (transaction) => {
           // The batch's range must hold exactly the documents read, at the versions read.
-          let query = transaction.selectFrom('document').select(['id', 'version']).where('id', '>', lastId).orderBy('id')
-          if (to !== undefined) query = query.where('id', '<=', to)
           // PostgreSQL: hold the checked rows until this commit, or an edit committing between
           // the check and the catalog writes would see its fresh entry overwritten with the old
           // text. (SQLite has one writer at a time: nothing can commit in between.)
-          if (run.env.database.kind === 'postgres') query = query.forShare()
-          const now = await query.execute()
+          const now = await documentVersions(transaction, lastId, to, run.env.database.kind === 'postgres')
           if (now.length !== docs.length || now.some((row, i) => row.id !== docs[i]!.id || row.version !== docs[i]!.version)) {
             throw new ConflictError('documents of this batch changed while it was indexed')
           }
           await catalog.removeRange(transaction, lastId + 1, to)
           await catalog.insertMany(transaction, docs.map((doc) => ({ documentId: doc.id, slug: doc.slug, title: doc.title, body: doc.body })))
-          const result = await transaction.updateTable('task').set({
+          const ours = await updateTask(transaction, task.id, run.env.owner, {
             done: done + docs.length,
             total: Math.max(total, done + docs.length),
-            checkpoint: JSON.stringify(next),
+            checkpoint: next,
             batches: batches + 1,
             conflicts: conflicts + attemptConflicts,
             retries: retries + attemptConflicts,
-            heartbeat_at: new Date().toISOString(),
-          }).where('id', '=', task.id).where('owner', '=', run.env.owner).executeTakeFirst()
-          if (result.numUpdatedRows === 0n) throw new TaskLostError(`task ${task.id} is no longer ours`)
+          })
+          if (!ours) throw new TaskLostError(`task ${task.id} is no longer ours`)
         })
         return { count: docs.length, next, last: to === undefined }
       }, { signal: run.signal, onRetry: () => { attemptConflicts++ } })
@@ -92,12 +87,4 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
       untrackWrite()
     }
   }
-}
-
-async function countRemaining (run: TaskRun, lastId: number): Promise<number> {
-  if (lastId === 0) return countDocuments(run.env.database.reader)
-  const row = await run.env.database.reader.selectFrom('document')
-    .select((eb) => eb.fn.countAll<string | number>().as('n'))
-    .where('id', '>', lastId).executeTakeFirstOrThrow()
-  return Number(row.n)
 }

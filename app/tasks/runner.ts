@@ -6,7 +6,7 @@ import type { Database } from '../db/database.js'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import type { MaintenanceController } from '../maintenance/index.js'
 import type { UnitOfWorkEngine } from '../unit-of-work/unit-of-work.js'
-import { claimableTaskIds, claimTask, findTask, heartbeatTask, updateTask, type Task, type TaskKind, type TaskUpdate } from './tasks.js'
+import { claimableTaskIds, claimTask, findTask, heartbeatTask, releaseTasks, updateTask, type Task, type TaskKind, type TaskUpdate } from './tasks.js'
 
 /** What a running task may use. */
 export interface TaskEnvironment {
@@ -203,9 +203,7 @@ export class TaskRunner {
     for (const { abort } of this.#running.values()) abort.abort(new Error('the instance is stopping'))
     await Promise.allSettled([...this.#running.values()].map(({ done }) => done))
     try {
-      await this.#env.database.writer.updateTable('task').set({ owner: null })
-        .where('owner', '=', this.#env.owner).where('state', 'in', ['queued', 'running', 'paused', 'cancelling'])
-        .execute()
+      await releaseTasks(this.#env.database.writer, this.#env.owner)
     } catch (err) {
       // Its heartbeat stops with this instance: another one takes the tasks over when they go stale.
       this.#env.log.warn({ err }, 'could not release the tasks of this instance')

@@ -149,6 +149,11 @@ export async function updateTask (db: Kysely<DB>, id: number, owner: string, upd
   return result_.numUpdatedRows > 0n
 }
 
+/** Gives up this instance's claim on its unfinished tasks, so that any instance resumes them. */
+export async function releaseTasks (db: Kysely<DB>, owner: string): Promise<void> {
+  await db.updateTable('task').set({ owner: null }).where('owner', '=', owner).where('state', 'in', ACTIVE_STATES).execute()
+}
+
 /** Asks a task to stop; its runner sees it before the next batch. Returns the task as it is then. */
 export async function requestCancel (db: Kysely<DB>, id: number): Promise<Task | undefined> {
   await db.updateTable('task').set({ state: 'cancelling' }).where('id', '=', id).where('state', 'in', ['queued', 'running', 'paused']).execute()

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema.js'
 import { DirectSendError } from '../errors.js'
+import { pruneCommitLogEvery } from './commit-log.js'
 import { UnitOfWorkEngine, type Actor, type CommitPosition, type UnitOfWork } from './unit-of-work.js'
 
 /**
@@ -91,6 +92,11 @@ const unitOfWorkPlugin: FastifyPluginAsync<UnitOfWorkPluginOptions> = async func
       unitOfWork.discard()
       throw new DirectSendError()
     }
+  })
+
+  const stopPruning = pruneCommitLogEvery(fastify.db.writer, 60_000, (err) => fastify.log.warn({ err }, 'could not prune the commit log'), () => fastify.db.standby)
+  fastify.addHook('preClose', async function stopPruningCommitLog () {
+    stopPruning()
   })
 
   fastify.addHook('onClose', async function closeUnitOfWork () {

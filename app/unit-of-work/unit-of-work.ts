@@ -4,6 +4,7 @@ import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
 import { replicaCouldNotServe } from '../db/replicas.js'
 import type { DB } from '../db/schema.js'
 import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
+import { recordCommit } from './commit-log.js'
 
 /** A write staged by a handler; it runs inside the commit transaction, in staging order. */
 export type StagedWrite = (transaction: Transaction<DB>) => Promise<void>
@@ -259,11 +260,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
       const transact = (db: Kysely<DB>) => db.transaction().execute(async (transaction) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
-        await transaction.insertInto('commit_log').values({
-          at: new Date().toISOString(),
-          actor: unitOfWork.principal?.name ?? null,
-          state_version: this.#stamp?.(transaction) ?? null,
-        }).execute()
+        await recordCommit(transaction, unitOfWork.principal?.name ?? null, this.#stamp?.(transaction) ?? null)
         committing = true
       })
       const readPosition = this.#commitPosition
