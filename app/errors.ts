@@ -1,8 +1,10 @@
 import createError from '@fastify/error'
 import { isLostConnection } from './db/errors.js'
-import { InvalidInputError, MAINTENANCE_ERRORS, StateUnavailableError, UnauthorizedError } from './maintenance/errors.js'
+import {
+  ExclusiveError, InvalidInputError, MAINTENANCE_ERRORS, NotMaintainerError, ReadOnlyError, StateConflictError, StateUnavailableError, UnauthorizedError,
+} from './maintenance/errors.js'
 
-export { InvalidInputError, StateUnavailableError, UnauthorizedError }
+export { ExclusiveError, InvalidInputError, NotMaintainerError, ReadOnlyError, StateConflictError, StateUnavailableError, UnauthorizedError }
 
 /**
  * The one registry of Quiesce error codes. Every code is listed, with its status, in the
@@ -13,8 +15,8 @@ export const ConflictError = createError<'QUIESCE_CONFLICT', 409, [string, { cau
   'QUIESCE_CONFLICT', '%s', 409)
 export const NotFoundError = createError<'QUIESCE_NOT_FOUND', 404, [string]>(
   'QUIESCE_NOT_FOUND', '%s', 404)
-export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, [string]>(
-  'QUIESCE_FORBIDDEN', '%s', 403)
+export const ForbiddenError = createError<'QUIESCE_FORBIDDEN', 403, []>(
+  'QUIESCE_FORBIDDEN', 'Only managers may do this', 403)
 export const CsrfError = createError<'QUIESCE_CSRF_INVALID', 403, []>(
   'QUIESCE_CSRF_INVALID', 'The form expired or did not come from this site; reload the page and try again', 403)
 export const TooLargeError = createError<'QUIESCE_TOO_LARGE', 413, []>(

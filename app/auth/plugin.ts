@@ -53,6 +53,11 @@ const BASIC_CACHE_MS = 60_000
 const BASIC_CACHE_SIZE = 1000
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+// Refusals that say the same to everyone are built once, not for each request.
+const SIGN_IN_FIRST = new UnauthorizedError()
+const MANAGERS_ONLY = new ForbiddenError()
+const DATABASE_UNAVAILABLE = databaseUnavailable(undefined)
+
 /**
  * Sessions (stored in the database), CSRF protection for every unsafe request that carries a
  * session, and the request's principal from the session or from HTTP Basic credentials.
@@ -153,13 +158,13 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
 
   async function verifyBasic (request: FastifyRequest, header: string, key: string): Promise<Principal> {
     const credentials = parseBasic(header)
-    if (credentials === undefined) throw new UnauthorizedError()
+    if (credentials === undefined) throw SIGN_IN_FIRST
     const stamp = await stampOf(credentials.username)
     const identity = await signIns.attempt(request.ip, credentials.username,
       () => authenticate(fastify.db.reader, options.accessFile, credentials.username, credentials.password))
     if (identity === undefined) {
       await recordFailure(request, credentials.username, 'basic')
-      throw new UnauthorizedError()
+      throw SIGN_IN_FIRST
     }
     const principal = principalFor(identity)
     if (verifiedBasic.size >= BASIC_CACHE_SIZE) verifiedBasic.delete(verifiedBasic.keys().next().value as string)
@@ -181,7 +186,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     // Whose session this is cannot be known now; refused here, after the body was read, so that a
     // form comes back with what the person typed.
     if (UNSAFE_METHODS.has(request.method) && request.session.unreadable === true) {
-      done(databaseUnavailable(undefined))
+      done(DATABASE_UNAVAILABLE)
       return
     }
     if (!UNSAFE_METHODS.has(request.method) ||
@@ -192,7 +197,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
     // A form whose session never got its secret saved, because the database is unavailable, is
     // told so rather than that it expired (reloading would not help).
     if ((request.session as { _csrf?: string })._csrf === undefined && !databaseAvailable()) {
-      done(databaseUnavailable(undefined))
+      done(DATABASE_UNAVAILABLE)
       return
     }
     fastify.csrfProtection(request, reply, done)
@@ -205,7 +210,7 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
   fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
     if (fastify.db.standby) throw readOnlyCopyRefusal(fastify.config.primaryOrigin)
-    if (!signedIn(request).canManage) throw new ForbiddenError('Only managers may do this')
+    if (!signedIn(request).canManage) throw MANAGERS_ONLY
   })
 
   const pruneTimer = setInterval(() => {
@@ -253,7 +258,7 @@ function hostOf (origin: string): string | undefined {
  */
 export function signedIn (request: FastifyRequest): Principal {
   const principal = request.principal
-  if (principal === null) throw new UnauthorizedError()
+  if (principal === null) throw SIGN_IN_FIRST
   return principal
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { ExclusiveError } from '../errors.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 import { completePasswordReset, findPasswordReset, type ResetProblem } from './password-resets.js'
@@ -63,7 +64,7 @@ const resetRoutes: FastifyPluginAsync = async function resetRoutes (fastify) {
   /** A refused save (maintenance) keeps the form, and the link, for later. */
   async function refusedReset (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const shown = describeError(error)
-    if (shown.statusCode !== 503 || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
+    if (shown.statusCode !== 503 || shown.error instanceof ExclusiveError || wantsJson(request)) throw error
     const body = (request.body ?? {}) as ResetBody
     const reset = await findPasswordReset(fastify.db.reader, body.token ?? '')
     if (typeof reset === 'string') throw error

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { signedIn } from '../auth/plugin.js'
-import { ConflictError, invalidInput, type FieldErrors } from '../errors.js'
+import { ConflictError, ExclusiveError, InternalError, invalidInput, NotFoundError, ReadOnlyError, UnauthorizedError, type FieldErrors } from '../errors.js'
 import type { SearchHit } from './catalog.js'
 import { countDocuments, findDocument, listDocuments, requireDocument, type Document, type DocumentSummary } from './documents.js'
 import { renderCached } from './markdown.js'
@@ -167,10 +167,10 @@ function refusedSave (action: DocumentForm['action']) {
     // back, so the root handler shows the maintenance page instead of an empty form.
     // A body that could not be read (too large, not a form) has no text to give back either.
     const unread = typeof request.body !== 'object' || request.body === null
-    if (unread || shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_NOT_FOUND' || shown.code === 'QUIESCE_EXCLUSIVE' || wantsJson(request)) throw error
+    if (unread || shown.error instanceof InternalError || shown.error instanceof NotFoundError || shown.error instanceof ExclusiveError || wantsJson(request)) throw error
     const fields = shown.details.fields as FieldErrors | undefined
     const body = (request.body ?? {}) as FormBody
-    const byMaintenance = shown.code === 'QUIESCE_READ_ONLY'
+    const byMaintenance = shown.error instanceof ReadOnlyError
     reply.code(shown.statusCode)
     return reply.render('doc-form', {
       title: action === 'create' ? 'New document (not saved)' : 'Edit (not saved)',
@@ -183,20 +183,20 @@ function refusedSave (action: DocumentForm['action']) {
       version: body.version !== undefined && body.version !== '' ? Number(body.version) : null,
       errors: fields ?? {},
       notSaved: {
-        message: fields !== undefined ? 'Please correct the fields marked below.' : whyNotSaved(shown.code, shown.message, request),
+        message: fields !== undefined ? 'Please correct the fields marked below.' : whyNotSaved(shown.error, request),
         retry: byMaintenance ? { until: request.server.maintenance.state.until, seconds: request.server.maintenance.retryAfter() } : null,
       },
     })
   }
 }
 
-function whyNotSaved (code: string, message: string, request: FastifyRequest): string {
-  if (code === 'QUIESCE_READ_ONLY') {
+function whyNotSaved (error: Error, request: FastifyRequest): string {
+  if (error instanceof ReadOnlyError) {
     const { reason } = request.server.maintenance.state
     return `The site is in ${maintenanceName('concurrent')}, so changes cannot be saved until it ends.${reason ? ` The reason given: ${asSentence(reason)}` : ''}`
   }
-  if (code === 'QUIESCE_UNAUTHORIZED') return 'You are not signed in (your session may have ended). Copy your text, sign in, and save it again.'
-  return asSentence(message)
+  if (error instanceof UnauthorizedError) return 'You are not signed in (your session may have ended). Copy your text, sign in, and save it again.'
+  return asSentence(error.message)
 }
 
 function asSentence (text: string): string {

@@ -22,7 +22,7 @@ export async function changeMaintenanceState (
   )
   if (decision.outcome === 'applied') return { previous, state: decision.state }
   switch (decision.reason) {
-    case 'not-manager': throw new NotManagerError('Only managers and the emergency user may change maintenance mode')
+    case 'not-manager': throw new NotManagerError('change maintenance mode')
     case 'not-maintainer': throw Object.assign(new NotMaintainerError(previous.maintainer ?? 'nobody'), { maintainer: previous.maintainer })
     case 'version-conflict': throw Object.assign(new StateConflictError(previous.version, request.expectedVersion), { state: publicState(previous, principal) })
     default: throw new InvalidStateChangeError(decision.detail)

@@ -12,7 +12,7 @@ export const ReadOnlyError = createError<'QUIESCE_READ_ONLY', 503, [string]>(
 export const NotMaintainerError = createError<'QUIESCE_NOT_MAINTAINER', 403, [string]>(
   'QUIESCE_NOT_MAINTAINER', 'Only the maintainer (%s) or the emergency user may change maintenance now', 403)
 export const NotManagerError = createError<'QUIESCE_NOT_MANAGER', 403, [string]>(
-  'QUIESCE_NOT_MANAGER', '%s', 403)
+  'QUIESCE_NOT_MANAGER', 'Only managers and the emergency user may %s', 403)
 export const StateConflictError = createError<'QUIESCE_STATE_CONFLICT', 409, [number, number]>(
   'QUIESCE_STATE_CONFLICT', 'The maintenance state changed meanwhile: it is at version %d, not %d; look at it again and retry', 409)
 export const InvalidStateChangeError = createError<'QUIESCE_INVALID_STATE_CHANGE', 400, [string]>(
@@ -31,10 +31,21 @@ export const UnauthorizedError = createError<'QUIESCE_UNAUTHORIZED', 401, []>(
 export const InvalidOptionError = createError<'QUIESCE_INVALID_OPTION', 500, [string]>(
   'QUIESCE_INVALID_OPTION', 'quiesce-maintenance: %s', 500)
 
-/** The refusal of a request or commit in `current`'s mode (not normal): exclusive or read-only. */
+const refusals = new WeakMap<MaintenanceState, Error>()
+
+/**
+ * The refusal of a request or commit in `current`'s mode (not normal): exclusive or read-only.
+ * Built once for each state (as under-pressure builds its 503 once), not for each request the
+ * gate turns away.
+ */
 export function refusalFor (current: MaintenanceState): Error {
-  const reason = current.reason === null ? '' : `: ${current.reason}`
-  return current.mode === 'exclusive' ? new ExclusiveError(reason) : new ReadOnlyError(reason)
+  let refusal = refusals.get(current)
+  if (refusal === undefined) {
+    const reason = current.reason === null ? '' : `: ${current.reason}`
+    refusal = current.mode === 'exclusive' ? new ExclusiveError(reason) : new ReadOnlyError(reason)
+    refusals.set(current, refusal)
+  }
+  return refusal
 }
 
 export const MAINTENANCE_ERRORS = {

@@ -9,10 +9,13 @@ export interface MaintenanceRoutesOptions {
   untrack: (request: FastifyRequest) => void
 }
 
+// Said the same to everyone: built once, not for each request.
+const SIGN_IN_FIRST = new UnauthorizedError()
+
 function manager (request: FastifyRequest, principalOf: MaintenanceRoutesOptions['principalOf'], what: string): MaintenancePrincipal {
   const principal = principalOf(request)
-  if (principal === null) throw new UnauthorizedError()
-  if (!mayManage(principal)) throw new NotManagerError(`Only managers and the emergency user may ${what}`)
+  if (principal === null) throw SIGN_IN_FIRST
+  if (!mayManage(principal)) throw new NotManagerError(what)
   return principal
 }
 
@@ -91,7 +94,7 @@ function stateRoutes (fastify: FastifyInstance, { principalOf }: MaintenanceRout
     config: { maintenance: 'always-open' },
   }, async function changeState (request) {
     const principal = principalOf(request)
-    if (principal === null) throw new UnauthorizedError()
+    if (principal === null) throw SIGN_IN_FIRST
     // A member's attempt goes to the rules too, which refuse it and write it to the audit log.
     const body = typeof request.body === 'object' && request.body !== null ? request.body : {}
     const invalid = request.validationError

@@ -51,7 +51,7 @@ export class Scheduler {
   }
 
   async scheduleWindow (principal: MaintenancePrincipal, input: WindowInput): Promise<MaintenanceWindow> {
-    if (!mayManage(principal)) throw new NotManagerError('Only managers and the emergency user may schedule maintenance')
+    if (!mayManage(principal)) throw new NotManagerError('schedule maintenance')
     const { store, log } = this.#options
     const read = readWindow(input, new Date().toISOString())
     if (read.problem !== undefined) throw new InvalidStateChangeError(read.problem)
@@ -65,7 +65,7 @@ export class Scheduler {
   }
 
   async cancelWindow (principal: MaintenancePrincipal, id: number): Promise<void> {
-    if (!mayManage(principal)) throw new NotManagerError('Only managers and the emergency user may cancel scheduled maintenance')
+    if (!mayManage(principal)) throw new NotManagerError('cancel scheduled maintenance')
     if (!Number.isInteger(id) || id < 1 || id > MAX_VERSION || !await this.#options.store.cancelWindow(id)) throw new InvalidStateChangeError(`window ${id} has started or ended already, or does not exist`)
     await this.refreshUpcoming()
   }

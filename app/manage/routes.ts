@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { signedIn } from '../auth/plugin.js'
 import { MAX_INTEGER } from '../db/schema.js'
+import { ExclusiveError, InternalError, NotMaintainerError, StateConflictError } from '../errors.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 import { bypasses, MODE_LABELS, type InstanceView, type LogEntry, type MaintenanceState, type MaintenanceWindow, type Mode, type PublicState } from '../maintenance/index.js'
@@ -125,7 +126,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
     const shown = describeError(error)
     // Errors raised before requireManager ran (the exclusive gate, CSRF) must not show the panel
     // to whoever sent the request: only managers who got past the gate see it, others the error page.
-    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || request.principal?.canManage !== true || wantsJson(request)) throw error
+    if (shown.error instanceof InternalError || shown.error instanceof ExclusiveError || request.principal?.canManage !== true || wantsJson(request)) throw error
     reply.code(shown.statusCode)
     const page = await managePage(request)
     const aboutWindows = request.url.startsWith('/manage/windows')
@@ -134,7 +135,7 @@ const manageRoutes: FastifyPluginAsync = async function manageRoutes (fastify) {
       ...page,
       problem: aboutWindows
         ? `${request.url.endsWith('/cancel') ? 'Not cancelled' : 'Not scheduled'}: ${shown.message}`
-        : explainRefusal(shown.code, shown.message, page.state),
+        : explainRefusal(shown.error, page.state),
       form: aboutWindows
         ? page.form
         : { mode: (body.mode as Mode | undefined) ?? page.state.mode, reason: body.reason ?? '', until: body.until ?? '', expectedVersion: page.state.version },
@@ -188,15 +189,14 @@ function mayChange (state: MaintenanceState, request: FastifyRequest): boolean {
   return state.mode === 'normal' || bypasses(state, principal)
 }
 
-function explainRefusal (code: string, message: string, state: MaintenanceState): string {
-  switch (code) {
-    case 'QUIESCE_NOT_MAINTAINER':
-      return `Not changed: ${state.maintainer} switched the site to ${MODE_LABELS[state.mode]} and is its maintainer now, so only ${state.maintainer} or the emergency user may change it.`
-    case 'QUIESCE_STATE_CONFLICT':
-      return `Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${state.version}, ${MODE_LABELS[state.mode]}). Check the state below and apply your change again if it still makes sense.`
-    default:
-      return `Not changed: ${message}`
+function explainRefusal (error: Error, state: MaintenanceState): string {
+  if (error instanceof NotMaintainerError) {
+    return `Not changed: ${state.maintainer} switched the site to ${MODE_LABELS[state.mode]} and is its maintainer now, so only ${state.maintainer} or the emergency user may change it.`
   }
+  if (error instanceof StateConflictError) {
+    return `Not changed: someone else changed the maintenance state while you were looking at it (it is now at version ${state.version}, ${MODE_LABELS[state.mode]}). Check the state below and apply your change again if it still makes sense.`
+  }
+  return `Not changed: ${error.message}`
 }
 
 /** Always open: the page people are sent to while the site is closed, and the banner's live updates. */

@@ -8,7 +8,7 @@ import {
   type User, type UserActor, type UserLogEntry,
 } from '../auth/users.js'
 import type { Role } from '../db/schema.js'
-import { ConflictError, invalidInput, NotFoundError, type FieldErrors } from '../errors.js'
+import { ConflictError, CsrfError, ExclusiveError, InternalError, invalidInput, NotFoundError, type FieldErrors } from '../errors.js'
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 
@@ -75,8 +75,8 @@ const usersRoutes: FastifyPluginAsync = async function usersRoutes (fastify) {
   /** A refused change is explained on the users page, in words; other errors get the error page. */
   async function refusedUserChange (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const shown = describeError(error)
-    if (shown.code === 'QUIESCE_INTERNAL' || shown.code === 'QUIESCE_EXCLUSIVE' || shown.code === 'QUIESCE_CSRF_INVALID' ||
-      shown.code === 'QUIESCE_NOT_FOUND' || shown.statusCode === 401 || shown.statusCode === 403 || wantsJson(request)) throw error
+    if (shown.error instanceof InternalError || shown.error instanceof ExclusiveError || shown.error instanceof CsrfError ||
+      shown.error instanceof NotFoundError || shown.statusCode === 401 || shown.statusCode === 403 || wantsJson(request)) throw error
     reply.code(shown.statusCode)
     const fields = shown.details.fields as FieldErrors | undefined
     const message = fields?.user ?? fields?.role ?? shown.message

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { countDocuments, documentsAfter, documentVersions } from '../content/documents.js'
-import { ConflictError } from '../errors.js'
+import { ConflictError, ExclusiveError, ReadOnlyError } from '../errors.js'
 import type { TaskHandler, TaskRun } from './runner.js'
 import { TaskLostError } from './runner.js'
 import { updateTask } from './tasks.js'
@@ -70,7 +70,7 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
     } catch (err) {
       if (!(err instanceof ConflictError)) {
         // Refused by maintenance mode: wait at the next checkpoint (paused) and try again.
-        if ((err as { code?: string }).code === 'QUIESCE_READ_ONLY' || (err as { code?: string }).code === 'QUIESCE_EXCLUSIVE') continue
+        if (err instanceof ReadOnlyError || err instanceof ExclusiveError) continue
         throw err
       }
       // Every attempt of this batch conflicted with concurrent edits; the engine retried all but the last.

@@ -1,9 +1,13 @@
 import { STATUS_CODES } from 'node:http'
+import createError from '@fastify/error'
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import type { MaintenanceController } from '../maintenance/index.js'
-import { CsrfError, databaseUnavailable, InternalError, InvalidInputError, NotFoundError, TooLargeError, UNAVAILABLE_RETRY_AFTER_S, UnsupportedMediaTypeError } from '../errors.js'
+import {
+  CsrfError, databaseUnavailable, ERRORS, ExclusiveError, InternalError, InvalidInputError, NotFoundError, StateUnavailableError, TooLargeError,
+  UNAVAILABLE_RETRY_AFTER_S, UnsupportedMediaTypeError,
+} from '../errors.js'
 
 declare module './view.js' {
   interface Pages {
@@ -22,14 +26,14 @@ export function wantsJson (request: FastifyRequest): boolean {
 const DETAIL_KEYS = ['fields', 'maintainer', 'state'] as const
 
 /**
- * The root error handler: deliberate errors (a `QUIESCE_*` code or a status below 500) are
- * shown as they are; anything else is logged and answered with a generic message, never a
+ * The root error handler: deliberate errors (an error of the registry, or a status below 500)
+ * are shown as they are; anything else is logged and answered with a generic message, never a
  * stack trace. The answer is Fastify's error shape in JSON, or the error page in HTML.
  */
 const errorPlugin: FastifyPluginAsync = async function errorPlugin (fastify) {
   fastify.setErrorHandler(async function handleError (error: FastifyError, request, reply) {
     const shown = describeError(error)
-    if (shown.code === UNAVAILABLE) {
+    if (shown.error instanceof StateUnavailableError) {
       // One line per refused request, without a stack: an outage answers many of them.
       request.log.warn({ code: shown.code, cause: describeCause(error) }, 'the database is unavailable')
     } else if (shown.statusCode >= 500 && !isDeliberate(error)) {
@@ -51,18 +55,35 @@ function describeCause (error: Error): string {
   return (cause as Error).message
 }
 
+type RegisteredError = Error & { code: string, statusCode: number }
+
 export interface ShownError {
+  /** The error the client is told about: the error itself, or the registry's that stands for it. */
+  error: Error
   statusCode: number
   code: string
   message: string
   details: Record<string, unknown>
 }
 
-const UNAVAILABLE = 'QUIESCE_STATE_UNAVAILABLE'
+const REGISTERED: ReadonlyArray<abstract new (...args: never[]) => Error> = Object.values(ERRORS)
 
+/** Thrown on purpose: an error of the registry. */
 function isDeliberate (error: FastifyError): boolean {
-  return typeof error.code === 'string' && error.code.startsWith('QUIESCE_')
+  return REGISTERED.some((Registered) => error instanceof Registered)
 }
+
+// @fastify/csrf-protection does not export its errors; @fastify/error matches a class by its
+// code, also across copies of itself, so these stand for them.
+const CsrfMissingSecret = createError('FST_CSRF_MISSING_SECRET', 'Missing csrf secret', 403)
+const CsrfInvalidToken = createError('FST_CSRF_INVALID_TOKEN', 'Invalid csrf token', 403)
+
+// The answers that are the same for every request are built once.
+const CSRF_REFUSED = shownAs(new CsrfError())
+const INTERNAL = shownAs(new InternalError())
+const UNAVAILABLE = shownAs(databaseUnavailable(undefined))
+const TOO_LARGE = shownAs(new TooLargeError())
+const UNSUPPORTED_MEDIA_TYPE = shownAs(new UnsupportedMediaTypeError())
 
 /** What the client is told about an error: its status, code, message and details. */
 export function describeError (error: FastifyError): ShownError {
@@ -74,36 +95,27 @@ export function describeError (error: FastifyError): ShownError {
       const field = missing ?? problem.instancePath.replace(/^\//, '').replaceAll('/', '.')
       if (field !== '' && fields[field] === undefined) fields[field] = problem.message ?? 'is invalid'
     }
-    const invalid = new InvalidInputError(error.message)
-    return { statusCode: 400, code: invalid.code, message: invalid.message, details: { fields } }
+    return shownAs(new InvalidInputError(error.message), { fields })
   }
-  if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
-    const csrf = new CsrfError()
-    return { statusCode: csrf.statusCode, code: csrf.code, message: csrf.message, details: {} }
-  }
+  if (error instanceof CsrfInvalidToken || error instanceof CsrfMissingSecret) return CSRF_REFUSED
+  const deliberate = isDeliberate(error)
   // A lost or refused connection, a timeout, a full disk: a clear 503, never a 500 or the
   // driver's message (which names the database server).
-  if (!isDeliberate(error) && isDatabaseUnavailable(error)) {
-    const unavailable = databaseUnavailable(error)
-    return { statusCode: 503, code: unavailable.code, message: unavailable.message, details: {} }
-  }
+  if (!deliberate && isDatabaseUnavailable(error)) return UNAVAILABLE
   const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-  if (statusCode >= 500 && !isDeliberate(error)) {
-    const internal = new InternalError()
-    return { statusCode: 500, code: internal.code, message: internal.message, details: {} }
-  }
-  if (!isDeliberate(error)) {
+  if (!deliberate) {
+    if (statusCode >= 500) return INTERNAL
     // Fastify's own 4xx (a body too large or not JSON, an unknown content type, a malformed
     // URL) answer with a code of the registry; the message says what was wrong.
-    if (statusCode === 413) return shownAs(new TooLargeError())
-    if (statusCode === 415) return shownAs(new UnsupportedMediaTypeError())
+    if (statusCode === 413) return TOO_LARGE
+    if (statusCode === 415) return UNSUPPORTED_MEDIA_TYPE
     if (statusCode === 400) return shownAs(new InvalidInputError(error.message))
   }
   const details: Record<string, unknown> = {}
   for (const key of DETAIL_KEYS) {
     if (key in error) details[key] = (error as unknown as Record<string, unknown>)[key]
   }
-  return { statusCode, code: error.code ?? 'QUIESCE_INTERNAL', message: error.message, details }
+  return { error, statusCode, code: error.code ?? 'QUIESCE_INTERNAL', message: error.message, details }
 }
 
 /**
@@ -123,19 +135,19 @@ export function answerFrameworkError (error: FastifyError, request: FastifyReque
   reply.type('text/plain; charset=utf-8').send(`${httpReason(shown.statusCode)} (${shown.code}): ${shown.message}\n`)
 }
 
-function shownAs (error: Error & { code: string, statusCode: number }): ShownError {
-  return { statusCode: error.statusCode, code: error.code, message: error.message, details: {} }
+function shownAs (error: RegisteredError, details: Record<string, unknown> = {}): ShownError {
+  return { error, statusCode: error.statusCode, code: error.code, message: error.message, details }
 }
 
 async function sendError (request: FastifyRequest, reply: FastifyReply, shown: ShownError) {
   reply.code(shown.statusCode)
   // Come back soon: this is not maintenance with an expected end.
-  if (shown.code === UNAVAILABLE) reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S)
+  if (shown.error instanceof StateUnavailableError) reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S)
   const error = httpReason(shown.statusCode)
   if (wantsJson(request)) {
     return { statusCode: shown.statusCode, code: shown.code, error, message: shown.message, ...shown.details }
   }
-  if (shown.code === 'QUIESCE_EXCLUSIVE') {
+  if (shown.error instanceof ExclusiveError) {
     return reply.render('maintenance', { title: 'Closed for maintenance', state: request.server.maintenance.state, retryAfter: request.server.maintenance.retryAfter(), stateInPage: true })
   }
   return reply.render('error', {
