@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { firstManagerNotice, openSite } from './site.js'
 
-export interface ServeOptions {
+interface ServeOptions {
   /** Where first-start messages (the generated admin password) go. */
   print?: (line: string) => void
 }

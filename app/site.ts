@@ -9,7 +9,7 @@ import { countDocuments } from './content/documents.js'
 import { DEMO_DOCUMENTS, insertGenerated } from './content/seed.js'
 import { openDatabase, type Database } from './db/database.js'
 
-export interface Site {
+interface Site {
   app: FastifyInstance
   /** The manager created for a new site, whose password is shown this once; undefined otherwise. */
   firstManager: FirstManager | undefined

@@ -45,3 +45,14 @@ describe('the layers of app/ hold', () => {
     expect([...text.matchAll(SPECIFIERS)].map((match) => match[1] ?? match[2] ?? match[3])).toEqual(['../auth/principal.js', '../auth/plugin.js', './b.js', '../auth/c.js'])
   })
 })
+
+describe('the README\'s architecture', () => {
+  it('lists every folder of app/', () => {
+    const readme = readFileSync(path.join(APP, '..', 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## Architecture'))
+    const listed = new Set([...section.slice(0, section.indexOf('\n## ', 1)).matchAll(/^app\/([a-z-]+)\/ /gm)].map((match) => match[1]))
+    const folders = readdirSync(APP, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name)
+    expect(folders.filter((folder) => !listed.has(folder))).toEqual([])
+    expect(folders.length).toBeGreaterThan(0)
+  })
+})

@@ -5,7 +5,7 @@ import path from 'node:path'
  * The access file holds the emergency user outside the database, one `name:hash` line
  * (argon2id PHC string), so that break-glass sign-in works even when the users table does not.
  */
-export interface AccessEntry {
+interface AccessEntry {
   name: string
   hash: string
 }
@@ -45,7 +45,7 @@ export async function writeEmergencyUser (file: string, name: string, hash: stri
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{1,39}$/
 
 /** Names that Quiesce itself acts as in the audit log and on tasks. */
-export const RESERVED_NAMES = new Set(['scheduler', 'cli', 'import', 'quiesce'])
+const RESERVED_NAMES = new Set(['scheduler', 'cli', 'import', 'quiesce'])
 
 export function nameProblem (name: string): string | undefined {
   if (!NAME_PATTERN.test(name)) return 'must be 2–40 characters: lower-case letters, digits, dot, dash or underscore, starting with a letter or digit'

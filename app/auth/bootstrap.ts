@@ -4,7 +4,7 @@ import type { DB } from '../db/schema.js'
 import { hashPassword } from './passwords.js'
 import { countManagers, findUserWithHash, insertUser } from './users.js'
 
-export const FIRST_MANAGER = 'admin'
+const FIRST_MANAGER = 'admin'
 
 export interface FirstManager {
   username: string

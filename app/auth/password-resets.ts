@@ -28,7 +28,7 @@ export function newResetToken (): string {
   return randomBytes(32).toString('base64url')
 }
 
-export interface PendingReset {
+interface PendingReset {
   id: number
   user: { id: number, username: string, version: number }
   expiresAt: string

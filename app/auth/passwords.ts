@@ -14,7 +14,7 @@ export async function verifyPassword (passwordHash: string, password: string): P
   }
 }
 
-export const MIN_PASSWORD_LENGTH = 8
+const MIN_PASSWORD_LENGTH = 8
 
 export function passwordProblem (password: string): string | undefined {
   if (password.length < MIN_PASSWORD_LENGTH) return `must be at least ${MIN_PASSWORD_LENGTH} characters`

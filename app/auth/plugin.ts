@@ -47,7 +47,7 @@ export interface AuthPluginOptions {
   databaseAvailable?: () => boolean
 }
 
-export const SESSION_COOKIE = 'quiesce.sid'
+const SESSION_COOKIE = 'quiesce.sid'
 const SESSION_LIFETIME_MS = 8 * 60 * 60 * 1000
 const BASIC_CACHE_MS = 60_000
 const BASIC_CACHE_SIZE = 1000

@@ -36,7 +36,7 @@ export function safeNext (next: unknown): string {
  * Where a person goes once signed in: back where they were (`next`, this site only), or, when
  * the sign-in page was opened without one, to the control panel for a manager and home for others.
  */
-export function afterSignIn (next: unknown, principal: Principal): string {
+function afterSignIn (next: unknown, principal: Principal): string {
   if (next === undefined || next === '') return principal.canManage ? '/manage' : '/'
   return safeNext(next)
 }

@@ -24,7 +24,7 @@ export const SIGN_IN_LIMITS = {
 export type SignInChannel = 'form' | 'basic'
 
 /** A refused attempt: 429, with the seconds after which to try again (the `Retry-After`). */
-export type SignInRefusal = InstanceType<typeof RateLimitedError> & { retryAfter: number }
+type SignInRefusal = InstanceType<typeof RateLimitedError> & { retryAfter: number }
 
 /**
  * The one sign-in limiter of an instance: failures are counted per (address, account) and

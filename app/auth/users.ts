@@ -88,15 +88,6 @@ export async function insertUser (db: Kysely<DB>, user: { username: string, pass
   }).execute()
 }
 
-/** Returns false when no such user exists. */
-export async function updatePasswordHash (db: Kysely<DB>, username: string, passwordHash: string): Promise<boolean> {
-  const result = await db.updateTable('app_user')
-    .set((eb) => ({ password_hash: passwordHash, version: eb('version', '+', 1), updated_at: new Date().toISOString() }))
-    .where('username', '=', username)
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
-}
-
 /** Who changes a user, and through which channel, for the user log. */
 export interface UserActor {
   name: string

@@ -13,7 +13,7 @@ const Paging = Type.Object({
 })
 const Version = Type.Integer({ minimum: 1, maximum: MAX_INTEGER })
 
-export function documentJson (doc: Document) {
+function documentJson (doc: Document) {
   return { slug: doc.slug, title: doc.title, body: doc.body, version: doc.version, updatedAt: doc.updatedAt, updatedBy: doc.updatedBy }
 }
 

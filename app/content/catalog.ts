@@ -8,7 +8,7 @@ import { markdownToText } from './markdown.js'
  * PostgreSQL a tsvector column with a GIN index (ts_rank_cd). Entries are written in the same
  * unit of work as the document edits that change them.
  */
-export interface CatalogEntry {
+interface CatalogEntry {
   documentId: number
   slug: string
   title: string
@@ -42,7 +42,7 @@ export interface Catalog {
 
 const MARK_START = '\u0002'
 const MARK_END = '\u0003'
-export const MAX_SEARCH_TERMS = 12
+const MAX_SEARCH_TERMS = 12
 
 /** Words of the query (letters and digits), at most {@link MAX_SEARCH_TERMS}; all must match, the last as a prefix. */
 export function searchTerms (query: string): string[] {

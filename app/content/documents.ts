@@ -62,7 +62,7 @@ export async function countDocuments (db: Kysely<DB>, afterId = 0): Promise<numb
   return Number(row.n)
 }
 
-export type IndexedDocument = Pick<Document, 'id' | 'slug' | 'title' | 'body' | 'version'>
+type IndexedDocument = Pick<Document, 'id' | 'slug' | 'title' | 'body' | 'version'>
 
 /** Up to `limit` documents whose id is greater than `afterId`, in id order: a batch of a catalog rebuild. */
 export async function documentsAfter (db: Kysely<DB>, afterId: number, limit: number): Promise<IndexedDocument[]> {

@@ -22,7 +22,7 @@ const BLOCK_END = /<\/(p|h[1-6]|li|blockquote|pre|th|td|dt|dd)>/g
 /** Markup inside a line of text: dropped without a space, so `foo*bar*` stays one word. */
 const INLINE_TAG = /<\/?(a|em|strong|code|s|del|ins|mark|sub|sup|span)(\s[^>]*)?>/g
 /** Separates the blocks of a text (a heading, a paragraph, a list item) in the catalog and its snippets. */
-export const BLOCK_SEPARATOR = ' · '
+const BLOCK_SEPARATOR = ' · '
 
 /**
  * The words of a Markdown text without its markup, for the catalog and its snippets. Blocks

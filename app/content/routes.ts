@@ -19,7 +19,7 @@ declare module '../web/view.js' {
   }
 }
 
-export interface DocumentForm {
+interface DocumentForm {
   /** `create` posts to /docs, `edit` to /docs/:slug. */
   action: 'create' | 'edit'
   slug: string
@@ -32,7 +32,7 @@ export interface DocumentForm {
 }
 
 /** Why a save was refused, in one message, and, when maintenance refused it, when to try again. */
-export interface NotSaved {
+interface NotSaved {
   /** Whole sentences. */
   message: string
   /** Refused by the maintenance: its expected end (if known) and Retry-After's seconds. */

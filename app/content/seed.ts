@@ -35,10 +35,10 @@ function mulberry32 (seed: number): () => number {
   }
 }
 
-export interface GeneratedDocument { slug: string, title: string, body: string }
+interface GeneratedDocument { slug: string, title: string, body: string }
 
 /** The `index`th generated catalog document (1-based); the same index always gives the same document. */
-export function generateDocument (index: number): GeneratedDocument {
+function generateDocument (index: number): GeneratedDocument {
   const random = mulberry32(index * 7919)
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
   const material = pick(MATERIALS)

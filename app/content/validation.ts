@@ -1,9 +1,9 @@
 import type { FieldErrors } from '../errors.js'
 
-export const SLUG_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
-export const SLUG_MAX = 80
-export const TITLE_MAX = 200
-export const BODY_MAX = 100_000
+const SLUG_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
+const SLUG_MAX = 80
+const TITLE_MAX = 200
+const BODY_MAX = 100_000
 const RESERVED_SLUGS = new Set(['new'])
 // Matching control characters is the point here.
 // eslint-disable-next-line no-control-regex

@@ -42,12 +42,12 @@ export interface Database {
   destroy (): Promise<void>
 }
 
-export interface SnapshotReader {
+interface SnapshotReader {
   db: Kysely<DB>
   close (): Promise<void>
 }
 
-export interface OpenDatabaseOptions {
+interface OpenDatabaseOptions {
   /** Called when an idle pooled PostgreSQL connection fails (the pool replaces it). */
   onIdleError?: (err: Error) => void
   /** PostgreSQL only: the documented defaults ({@link POSTGRES_TIMEOUTS}) unless tests shorten them. */

@@ -1,5 +1,5 @@
 /** What a database error means to the unit of work, the same on SQLite and PostgreSQL. */
-export type DatabaseErrorKind = 'unique-violation' | 'read-only' | 'serialization' | 'busy' | 'unavailable'
+type DatabaseErrorKind = 'unique-violation' | 'read-only' | 'serialization' | 'busy' | 'unavailable'
 
 const POSTGRES_CODES: Record<string, DatabaseErrorKind> = {
   23505: 'unique-violation',

@@ -2,7 +2,7 @@ import pg from 'pg'
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely'
 import type { DB } from './schema.js'
 
-export interface PostgresHandles {
+interface PostgresHandles {
   writer: Kysely<DB>
   reader: Kysely<DB>
   writePool: pg.Pool

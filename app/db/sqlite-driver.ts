@@ -14,7 +14,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 
-export interface BetterSqliteDialectOptions {
+interface BetterSqliteDialectOptions {
   /** Opened lazily, on the first query. */
   connect: () => BetterSqlite3.Database
   /** How many prepared statements to keep (by SQL text). */

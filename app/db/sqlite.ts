@@ -5,7 +5,7 @@ import { Kysely } from 'kysely'
 import type { DB } from './schema.js'
 import { betterSqliteDialect } from './sqlite-driver.js'
 
-export interface SqliteHandles {
+interface SqliteHandles {
   writer: Kysely<DB>
   reader: Kysely<DB>
   /** The file's change counter: it moves when another connection or process commits. */

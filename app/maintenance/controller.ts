@@ -3,7 +3,7 @@ import { changeMaintenanceState } from './change.js'
 import type { ResolvedOptions } from './options.js'
 import type { InstanceRegistry, InstanceView } from './registry.js'
 import type { Scheduler, WindowInput } from './scheduler.js'
-import { bypasses, mayWrite, publicState, type Channel, type ChangeRequestInput, type MaintenancePrincipal, type MaintenanceState, type PublicState } from './state.js'
+import { mayWrite, publicState, type Channel, type ChangeRequestInput, type MaintenancePrincipal, type MaintenanceState, type PublicState } from './state.js'
 import type { StateCache } from './state-cache.js'
 import type { LogEntry, LogFilter, MaintenanceWindow } from './store.js'
 import type { RequestTracker } from './tracking.js'
@@ -23,7 +23,6 @@ export interface MaintenanceController {
   /** When this instance last read the state from the database (ISO-8601). */
   readonly confirmedAt: string
   mayWrite (principal: MaintenancePrincipal | null): boolean
-  bypasses (principal: MaintenancePrincipal | null): boolean
   publicState (viewer: MaintenancePrincipal | null): PublicState
   retryAfter (): number
   /** Reads the state from the database (not the cache) and applies it here. */
@@ -54,7 +53,7 @@ export interface MaintenanceController {
   runSchedule (now?: Date): Promise<void>
 }
 
-export interface ControllerParts {
+interface ControllerParts {
   options: ResolvedOptions
   cache: StateCache
   tracker: RequestTracker
@@ -73,7 +72,6 @@ export function createController (fastify: FastifyInstance, { options, cache, tr
     get standby () { return options.standby() },
     get confirmedAt () { return new Date(cache.confirmedAt).toISOString() },
     mayWrite: (principal) => mayWrite(cache.state, principal),
-    bypasses: (principal) => bypasses(cache.state, principal),
     publicState: (viewer) => publicState(cache.state, viewer),
     retryAfter,
     refresh: () => cache.refresh(),

@@ -11,7 +11,7 @@ declare module 'fastify' {
   }
 }
 
-export interface GateOptions {
+interface GateOptions {
   cache: StateCache
   tracker: RequestTracker
   principalOf: (request: FastifyRequest) => MaintenancePrincipal | null

@@ -4,7 +4,7 @@ import { mayWrite, type MaintenancePrincipal, type MaintenanceState } from './st
 import type { StateCache } from './state-cache.js'
 import type { MaintenanceStore } from './store.js'
 
-export interface GuardOptions {
+interface GuardOptions {
   store: MaintenanceStore
   cache: StateCache
   identify: (principal: unknown) => MaintenancePrincipal | null

@@ -60,7 +60,7 @@ export interface MaintenancePluginOptions {
 export type ResolvedOptions = Required<Omit<MaintenancePluginOptions, 'changeSignal'>> & Pick<MaintenancePluginOptions, 'changeSignal'>
 
 /** The methods a store has: `true` required, `false` optional. */
-export const STORE_METHODS = {
+const STORE_METHODS = {
   read: true,
   readInTransaction: true,
   versionStamp: false,

@@ -10,7 +10,7 @@ export interface InstanceView extends InstanceRecord {
   applied: boolean
 }
 
-export interface RegistryOptions {
+interface RegistryOptions {
   store: MaintenanceStore
   cache: StateCache
   tracker: RequestTracker

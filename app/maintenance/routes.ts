@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { InvalidInputError, InvalidStateChangeError, NotManagerError, UnauthorizedError } from './errors.js'
 import { MAX_VERSION, mayManage, normalizeUntil, type Channel, type ChangeRequestInput, type MaintenancePrincipal } from './state.js'
 
-export interface MaintenanceRoutesOptions {
+interface MaintenanceRoutesOptions {
   principalOf: (request: FastifyRequest) => MaintenancePrincipal | null
   /** Long-lived event streams do not count as requests in flight. */
   untrack: (request: FastifyRequest) => void

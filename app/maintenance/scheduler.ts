@@ -20,7 +20,7 @@ export interface WindowInput {
 
 type WindowPlan = Pick<MaintenanceWindow, 'mode' | 'reason' | 'startsAt' | 'endsAt'>
 
-export interface SchedulerOptions {
+interface SchedulerOptions {
   store: MaintenanceStore
   cache: StateCache
   instanceId: string

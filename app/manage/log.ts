@@ -4,7 +4,7 @@ import { MAX_INTEGER } from '../db/schema.js'
 import type { Channel, LogEntry, LogFilter } from '../maintenance/index.js'
 import { invalidInput, type FieldErrors } from '../errors.js'
 
-export interface LogPage {
+interface LogPage {
   entries: LogEntry[]
   /** How many entries the filters let through. */
   total: number
@@ -26,7 +26,7 @@ declare module '../web/view.js' {
 }
 
 /** The filter form as it was submitted: text, so it can be shown again as typed. */
-export interface LogFilters { actor: string, outcome: string, channel: string, from: string, to: string }
+interface LogFilters { actor: string, outcome: string, channel: string, from: string, to: string }
 
 interface LogQuery extends Partial<LogFilters> { before?: string, after?: string }
 
@@ -42,7 +42,7 @@ function dayStart (day: string): string | undefined {
 }
 
 /** The filters of the form (days are UTC; "to" includes its whole day), or what is wrong with them. */
-export function logFilterFrom (query: LogQuery): { filters: LogFilters, filter: LogFilter, errors: FieldErrors } {
+function logFilterFrom (query: LogQuery): { filters: LogFilters, filter: LogFilter, errors: FieldErrors } {
   const filters: LogFilters = {
     actor: (query.actor ?? '').trim(),
     outcome: query.outcome ?? '',
@@ -90,7 +90,7 @@ function positive (value: string | undefined): number | undefined {
   return Number.isInteger(number) && number > 0 && number <= MAX_INTEGER ? number : undefined
 }
 
-export const CSV_COLUMNS = ['id', 'at', 'actor', 'channel', 'instance', 'from_mode', 'to_mode', 'reason', 'until', 'expected_version', 'new_version', 'outcome', 'detail'] as const
+const CSV_COLUMNS = ['id', 'at', 'actor', 'channel', 'instance', 'from_mode', 'to_mode', 'reason', 'until', 'expected_version', 'new_version', 'outcome', 'detail'] as const
 
 /**
  * One CSV cell (RFC 4180: always quoted, quotes doubled). A text that a spreadsheet would take

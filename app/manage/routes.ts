@@ -19,7 +19,7 @@ declare module '../web/view.js' {
   }
 }
 
-export interface ManagePage {
+interface ManagePage {
   state: MaintenanceState
   instances: InstanceView[]
   /** Every live instance enforces the current version and no write is in flight. */
@@ -46,7 +46,7 @@ interface ChangeForm { mode?: string, reason?: string, until?: string, expectedV
  * `datetime-local` inputs carry no zone: the control panel shows and takes times in UTC, and
  * says so. A value with a zone is taken as it is.
  */
-export function untilFromForm (value: string | undefined): string | null {
+function untilFromForm (value: string | undefined): string | null {
   const trimmed = (value ?? '').trim()
   if (trimmed === '') return null
   return /(Z|[+-]\d{2}:\d{2})$/.test(trimmed) ? trimmed : `${trimmed.length === 16 ? `${trimmed}:00` : trimmed}Z`

@@ -12,7 +12,7 @@ import { ConflictError, CsrfError, ExclusiveError, InternalError, invalidInput, 
 import { describeError, wantsJson } from '../web/errors.js'
 import { textFields } from '../web/forms.js'
 
-export interface UsersPage {
+interface UsersPage {
   users: User[]
   log: UserLogEntry[]
   /** What the last action did, in words. */

@@ -40,7 +40,7 @@ const TABLE_NAMES = Object.keys(TABLES) as ExportedTable[]
 const SERIAL_TABLES = ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'user_log', 'commit_log'] as const
 const PAGE = 1000
 
-export interface ExportSummary {
+interface ExportSummary {
   lastCommit: number
   rows: Record<string, number>
   bytes: number
@@ -114,7 +114,7 @@ interface ParsedExport {
 }
 
 /** Reads and checks a whole export file; refuses a truncated or altered one before anything is written. */
-export async function readExport (file: string): Promise<ParsedExport> {
+async function readExport (file: string): Promise<ParsedExport> {
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })
   const hash = createHash('sha256')
   let header: { lastCommit: number, tables: ExportedTable[] } | undefined
@@ -184,7 +184,7 @@ function checkSection (value: any, number: number, expectedTable: ExportedTable 
 }
 
 /** Why `database` cannot take an import, or undefined when it is empty. */
-export async function nonEmptyReason (db: Kysely<DB>): Promise<string | undefined> {
+async function nonEmptyReason (db: Kysely<DB>): Promise<string | undefined> {
   for (const table of ['app_user', 'document', 'maintenance_log', 'maintenance_window', 'user_log'] as const) {
     const row = await db.selectFrom(table).select('id').limit(1).executeTakeFirst()
     if (row !== undefined) return `the database is not empty (it has rows in ${table}); import only into a new, empty database`

@@ -12,13 +12,12 @@ declare module 'fastify' {
   }
 }
 
-export interface TaskService {
+interface TaskService {
   /** Queues a task as `principal`; this instance (or another) picks it up at once. */
   start (kind: TaskKind, principal: Principal): Promise<Task>
   get (id: number): Promise<Task | undefined>
   list (limit?: number): Promise<Task[]>
   cancel (id: number): Promise<Task | undefined>
-  readonly runner: TaskRunner
 }
 
 /**
@@ -38,7 +37,6 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
   }, { reindex, export: exportTask }, options)
 
   fastify.decorate('tasks', {
-    runner,
     async start (kind, principal) {
       const task = await insertTask(db, kind, principal)
       runner.poke()

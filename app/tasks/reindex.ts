@@ -7,7 +7,7 @@ import { updateTask } from './tasks.js'
 
 export const REINDEX_BATCH = 100
 /** A reindex that cannot land one batch in this many tries in a row gives up, and says why. */
-export const MAX_FAILED_BATCHES = 50
+const MAX_FAILED_BATCHES = 50
 
 interface Checkpoint { lastId: number }
 

@@ -9,7 +9,7 @@ import type { UnitOfWorkEngine } from '../unit-of-work/unit-of-work.js'
 import { claimableTaskIds, claimTask, findTask, heartbeatTask, releaseTasks, updateTask, type Task, type TaskKind, type TaskUpdate } from './tasks.js'
 
 /** What a running task may use. */
-export interface TaskEnvironment {
+interface TaskEnvironment {
   database: Database
   engine: UnitOfWorkEngine<Principal | null>
   catalog: Catalog
@@ -37,7 +37,7 @@ export interface TaskRun {
 
 export type TaskHandler = (run: TaskRun) => Promise<Record<string, unknown> | undefined>
 
-export class TaskCancelledError extends Error {
+class TaskCancelledError extends Error {
   override name = 'TaskCancelledError'
 }
 
@@ -93,11 +93,6 @@ export class TaskRunner {
     this.#ticking = this.#tick()
       .catch((err: unknown) => this.#env.log.warn({ err }, 'could not look for tasks'))
       .finally(() => { this.#ticking = undefined })
-  }
-
-  /** Whether this instance is running the task right now. */
-  isRunning (id: number): boolean {
-    return this.#running.has(id)
   }
 
   async #tick (): Promise<void> {

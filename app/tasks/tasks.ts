@@ -27,7 +27,7 @@ export interface Task {
 export const ACTIVE_STATES: readonly TaskState[] = ['queued', 'running', 'paused', 'cancelling']
 export const FINISHED_STATES: readonly TaskState[] = ['done', 'failed', 'cancelled']
 
-export function toTask (row: Selectable<TaskTable>): Task {
+function toTask (row: Selectable<TaskTable>): Task {
   return {
     id: row.id,
     kind: row.kind as TaskKind,

@@ -24,7 +24,7 @@ export async function recordImportedCommit (transaction: Transaction<DB>, id: nu
 }
 
 /** Drops all but about the newest {@link COMMIT_LOG_KEEP} rows. */
-export async function pruneCommitLog (db: Kysely<DB>): Promise<void> {
+async function pruneCommitLog (db: Kysely<DB>): Promise<void> {
   const newest = await lastCommit(db)
   if (newest > 0) await db.deleteFrom('commit_log').where('id', '<', newest - COMMIT_LOG_KEEP).execute()
 }

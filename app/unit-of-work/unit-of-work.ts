@@ -158,7 +158,6 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
   #stamp: CommitStamp | undefined
   readonly #commits = new Set<Promise<unknown>>()
   #closed = false
-  #writesInFlight = 0
 
   constructor (options: UnitOfWorkEngineOptions) {
     this.#writer = options.writer
@@ -186,11 +185,6 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
    */
   stampCommits (stamp: CommitStamp): void {
     this.#stamp = stamp
-  }
-
-  /** Commits in progress right now. */
-  get writesInFlight (): number {
-    return this.#writesInFlight
   }
 
   begin (principal: P, attempt = 1, signal?: AbortSignal, reader: Kysely<DB> = this.#reader): UnitOfWork<P> {
@@ -254,7 +248,6 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
     const { writes, afterCommit } = unitOfWork.beginCommit()
     let position: bigint | undefined
     if (writes.length > 0) {
-      this.#writesInFlight++
       // Past this point only the COMMIT is left: a connection lost now leaves the outcome unknown.
       let committing = false
       const transact = (db: Kysely<DB>) => db.transaction().execute(async (transaction) => {
@@ -280,7 +273,6 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
         throw asConflict(err) ?? err
       } finally {
         this.#commits.delete(commit)
-        this.#writesInFlight--
       }
     }
     unitOfWork.endCommit(true, position)
@@ -327,6 +319,6 @@ export function assertVersionMatched (result: { numUpdatedRows?: bigint, numDele
   if (rows === 0n) throw new ConflictError(`${what} changed since it was read`)
 }
 
-export function conflictMessage (attempts: number): string {
+function conflictMessage (attempts: number): string {
   return `The change conflicted with a concurrent change and was not saved (tried ${attempts} time${attempts === 1 ? '' : 's'})`
 }

@@ -159,7 +159,7 @@ async function sendError (request: FastifyRequest, reply: FastifyReply, shown: S
   })
 }
 
-export function httpReason (statusCode: number): string {
+function httpReason (statusCode: number): string {
   return STATUS_CODES[statusCode] ?? 'Error'
 }
 

@@ -18,7 +18,7 @@ import { maintenanceName, whatItMeansFor } from './banner.js'
 export interface Pages {}
 
 /** What every page's layout reads, filled per request in `reply.locals`. */
-export interface Locals {
+interface Locals {
   principal: Principal | null
   path: string
   /** The header's "Sign in" link: back to this page afterwards. */
@@ -62,7 +62,7 @@ declare module 'fastify' {
 }
 
 /** What every page gives its layout besides its own data. */
-export interface PageFrame {
+interface PageFrame {
   title: string
   /**
    * The page's own content is the maintenance message (the closed page, a save refused by
@@ -91,7 +91,7 @@ const viewPlugin: FastifyPluginAsync = async function viewPlugin (fastify) {
 }
 
 /** "812 bytes", "14.2 KB", "3.1 MB" (powers of 1024, one decimal). */
-export function formatBytes (bytes: number): string {
+function formatBytes (bytes: number): string {
   if (!Number.isFinite(bytes) || bytes < 1024) return `${bytes} bytes`
   const units = ['KB', 'MB', 'GB', 'TB']
   let value = bytes / 1024
