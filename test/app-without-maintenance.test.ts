@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../app/app.js'
 import { openDatabase } from '../app/db/database.js'
 import type { FastifyInstance } from 'fastify'
-import { addUser, basicAuth, testConfig } from './helpers/app.js'
+import { testConfig } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 
 /** The baseline the benchmarks compare the maintenance plugin against. */
 describe.each(DATABASE_KINDS)('the site built without maintenance mode on %s', (kind) => {
@@ -16,7 +17,7 @@ describe.each(DATABASE_KINDS)('the site built without maintenance mode on %s', (
     const database = await openDatabase(config.database)
     app = await buildApp({ config, database, maintenance: false })
     await app.ready()
-    await addUser(database, 'ann', 'member')
+    await addPrincipals({ database }, ['member'])
   })
   afterAll(async () => {
     await app.close()
@@ -24,7 +25,7 @@ describe.each(DATABASE_KINDS)('the site built without maintenance mode on %s', (
   })
 
   it('serves and saves documents, with no gate, no banner and no control panel', async () => {
-    const put = await app.inject({ method: 'PUT', url: '/api/docs/plain', headers: { authorization: basicAuth('ann', 'ann-password') }, payload: { title: 'Plain', body: 'No maintenance here.' } })
+    const put = await app.inject({ method: 'PUT', url: '/api/docs/plain', headers: { authorization: basicOf('member') }, payload: { title: 'Plain', body: 'No maintenance here.' } })
     expect(put.statusCode).toBe(201)
     const page = await app.inject('/docs/plain')
     expect(page.statusCode).toBe(200)

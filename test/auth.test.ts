@@ -6,8 +6,9 @@ import { nameProblem, readAccessFile, writeEmergencyUser } from '../app/auth/acc
 import { hashPassword, passwordProblem, verifyPassword } from '../app/auth/passwords.js'
 import { safeNext } from '../app/auth/routes.js'
 import { DatabaseSessionStore } from '../app/auth/session-store.js'
-import { addUser, basicAuth, csrfTokenIn, documentRow, mainOf, sessionCookieOf, startTestSite, type TestSite } from './helpers/app.js'
+import { basicAuth, csrfTokenIn, documentRow, mainOf, sessionCookieOf, startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 
 const FORM = 'application/x-www-form-urlencoded'
 const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/
@@ -72,8 +73,7 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'ann', 'member', 'ann-password')
-    await addUser(site.database, 'meg', 'manager', 'meg-password')
+    await addPrincipals(site, ['member', 'manager'])
   })
   afterAll(async () => { await site.close() })
 
@@ -182,12 +182,12 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
     expect(mainOf(page.body)).toContain('<input type="hidden" name="next" value="">')
     for (const next of [undefined, '']) {
       const fields: Record<string, string> = next === undefined ? {} : { next }
-      expect((await postLogin({ username: 'meg', password: 'meg-password', ...fields })).response.headers.location).toBe('/manage')
+      expect((await postLogin({ username: 'deputy', password: 'deputy-password', ...fields })).response.headers.location).toBe('/manage')
       expect((await postLogin({ username: 'ann', password: 'ann-password', ...fields })).response.headers.location).toBe('/')
     }
-    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '/docs/oak?x=1#top' })).response.headers.location).toBe('/docs/oak?x=1#top')
-    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '/' })).response.headers.location).toBe('/')
-    expect((await postLogin({ username: 'meg', password: 'meg-password', next: '//evil.example/' })).response.headers.location).toBe('/')
+    expect((await postLogin({ username: 'deputy', password: 'deputy-password', next: '/docs/oak?x=1#top' })).response.headers.location).toBe('/docs/oak?x=1#top')
+    expect((await postLogin({ username: 'deputy', password: 'deputy-password', next: '/' })).response.headers.location).toBe('/')
+    expect((await postLogin({ username: 'deputy', password: 'deputy-password', next: '//evil.example/' })).response.headers.location).toBe('/')
   })
 
   it('the header\'s Sign in link brings the person back to the page they were on', async () => {
@@ -211,7 +211,7 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
       url: '/login',
       remoteAddress: ip,
       headers: { cookie, 'content-type': FORM },
-      payload: new URLSearchParams({ _csrf: csrf, username: 'meg', password: 'meg-password', next: '/manage' }).toString(),
+      payload: new URLSearchParams({ _csrf: csrf, username: 'deputy', password: 'deputy-password', next: '/manage' }).toString(),
     })
     expect(response.headers.location).toBe('/manage')
   })
@@ -357,9 +357,9 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
 
   describe('HTTP Basic credentials for the API', () => {
     it('good credentials are accepted, also for writes', async () => {
-      const read = await site.app.inject({ url: '/api/docs', headers: { authorization: basicAuth('ann', 'ann-password') } })
+      const read = await site.app.inject({ url: '/api/docs', headers: { authorization: basicOf('member') } })
       expect(read.statusCode).toBe(200)
-      const write = await site.app.inject({ method: 'PUT', url: '/api/docs/basic-write', headers: { authorization: basicAuth('ann', 'ann-password') }, payload: { title: 'Basic', body: '' } })
+      const write = await site.app.inject({ method: 'PUT', url: '/api/docs/basic-write', headers: { authorization: basicOf('member') }, payload: { title: 'Basic', body: '' } })
       expect(write.statusCode).toBe(201)
       expect(await documentRow(site.database, 'basic-write')).toMatchObject({ created_by: 'ann' })
     })
@@ -413,16 +413,16 @@ describe.each(DATABASE_KINDS)('signing in on %s', (kind) => {
     })
 
     it('uses Basic credentials for the API', async () => {
-      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/by-emergency', headers: { authorization: basicAuth('root', 'root-emergency-pw') }, payload: { title: 'By root', body: '' } })
+      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/by-emergency', headers: { authorization: basicOf('emergency') }, payload: { title: 'By root', body: '' } })
       expect(response.statusCode).toBe(201)
       expect(await documentRow(site.database, 'by-emergency')).toMatchObject({ created_by: 'root' })
     })
   })
 
   it('a manager sees the Manage link; a member does not', async () => {
-    const manager = sessionCookieOf((await postLogin({ username: 'meg', password: 'meg-password' })).response)!
+    const manager = sessionCookieOf((await postLogin({ username: 'deputy', password: 'deputy-password' })).response)!
     const member = sessionCookieOf((await postLogin({ username: 'ann', password: 'ann-password' })).response)!
-    expect(signedInAs(await site.app.inject({ url: '/', headers: { cookie: manager } }))).toBe('meg · manager')
+    expect(signedInAs(await site.app.inject({ url: '/', headers: { cookie: manager } }))).toBe('deputy · manager')
     expect((await site.app.inject({ url: '/', headers: { cookie: manager } })).body).toContain('<a href="/manage">Manage</a>')
     expect((await site.app.inject({ url: '/', headers: { cookie: member } })).body).not.toContain('href="/manage"')
   })
@@ -433,7 +433,7 @@ describe.each(DATABASE_KINDS)('signing in when the users table cannot be read, o
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'ann', 'member', 'ann-password')
+    await addPrincipals(site, ['member'])
     await writeEmergencyUser(site.config.accessFile, 'root', await hashPassword('root-emergency-pw'))
     await sql`alter table app_user rename to app_user_gone`.execute(site.database.writer)
   })

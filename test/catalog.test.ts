@@ -2,8 +2,9 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { searchTerms } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
-import { addUser, basicAuth, documentRow, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { addUser, basicAuth, documentRow, mainOf, postForm, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, signedInBrowser } from './helpers/principals.js'
 
 interface Hit { slug: string, title: string, snippet: string, score: number }
 
@@ -25,7 +26,8 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
   beforeAll(async () => {
     site = await startTestSite(kind)
     bob = basicAuth('bob', await addUser(site.database, 'bob', 'member'))
-    ann = await signIn(site.app, 'ann', await addUser(site.database, 'ann', 'member'))
+    await addPrincipals(site, ['member'])
+    ann = await signedInBrowser(site.app, 'member')
   })
   afterAll(async () => { await site.close() })
 

@@ -8,12 +8,13 @@ import { cliEnv } from './helpers/cli.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
 import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, writeFigures } from './helpers/faults.js'
 import { httpRequest } from './helpers/http.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { ServerProcess } from './helpers/server-process.js'
 import { taskRow, until } from './helpers/tasks.js'
 import { checkWrites, WriteLoad } from './helpers/write-load.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const MEMBERS = [basicAuth('ann', 'ann-password'), basicAuth('bob', 'bob-password')]
+const BOSS = basicOf('maintainer')
+const MEMBERS = [basicOf('member'), basicAuth('bob', 'bob-password')]
 /** Enough documents that a reindex is still running when the test kills its instance. */
 const SEEDED = 3000
 /** Kills of an instance under write load before the maintenance part (QUIESCE_TEST_CRASH_ROUNDS for a longer run). */
@@ -36,8 +37,7 @@ describe.each(DATABASE_KINDS)('kill -9 of an instance on %s', (kind) => {
   beforeAll(async () => {
     testDatabase = await createTestDatabase(kind)
     database = await openDatabase(testDatabase.url)
-    await addUser(database, 'boss', 'manager')
-    await addUser(database, 'ann', 'member')
+    await addPrincipals({ database }, ['maintainer', 'member'])
     await addUser(database, 'bob', 'member')
     await seedDocuments(database.writer, catalogFor(kind), SEEDED)
     const { QUIESCE_DATA_DIR, QUIESCE_DATABASE_URL } = cliEnv(testDatabase)

@@ -2,18 +2,9 @@ import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { catalogFor } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
-import {
-  addUser,
-  basicAuth,
-  documentRow,
-  mainOf,
-  postForm,
-  signIn,
-  startTestSite,
-  type Browser,
-  type TestSite,
-} from './helpers/app.js'
+import { addUser, basicAuth, documentRow, mainOf, postForm, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, signedInBrowser } from './helpers/principals.js'
 
 const NOT_SAVED = 'data-testid="not-saved"'
 
@@ -26,9 +17,9 @@ describe.each(DATABASE_KINDS)('documents on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    const annPassword = await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['member'])
     bob = basicAuth('bob', await addUser(site.database, 'bob', 'member'))
-    ann = await signIn(site.app, 'ann', annPassword)
+    ann = await signedInBrowser(site.app, 'member')
   })
   afterAll(async () => { await site.close() })
 

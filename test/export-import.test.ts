@@ -15,10 +15,11 @@ import { EXPORT_FORMAT, EXPORT_VERSION, ImportError, importExport, writeExport }
 import { addUser, basicAuth, csrfTokenIn, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type DatabaseKind, type TestDatabase } from './helpers/databases.js'
 import { readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { catalogRows, deferred, FINISHED, until } from './helpers/tasks.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ANN = basicAuth('ann', 'ann-password')
+const BOSS = basicOf('maintainer')
+const ANN = basicOf('member')
 const TABLES = ['app_user', 'document', 'maintenance_state', 'maintenance_log', 'maintenance_window', 'user_log'] as const
 const COLUMNS = {
   app_user: ['id', 'username', 'password_hash', 'role', 'version', 'created_at', 'updated_at', 'disabled_at', 'disabled_by'],
@@ -102,8 +103,7 @@ const TRICKY = [
 ]
 
 async function addContent (site: TestSite): Promise<void> {
-  await addUser(site.database, 'boss', 'manager')
-  await addUser(site.database, 'ann', 'member')
+  await addPrincipals(site, ['maintainer', 'member'])
   // A disabled user stays disabled, and the user log travels with them.
   await addUser(site.database, 'gone', 'member')
   await site.database.writer.transaction().execute(async (transaction) => {
@@ -430,7 +430,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
 
   it('the export task: started from the control panel, offered for download when done, the same bytes as a fresh export; managers only', async () => {
     await addUser(site.database, 'mel', 'member')
-    const boss = await signIn(site.app, 'boss', 'boss-password')
+    const boss = await signedInBrowser(site.app, 'maintainer')
     const tasksPage = await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })
     const csrf = csrfTokenIn(tasksPage.body)
     const started = await site.app.inject({
@@ -571,9 +571,9 @@ describe.each(DATABASE_KINDS)('round trip from %s through the other database and
     expect((await app.inject({ url: '/api/search?q=pipes' })).json().hits).toEqual([])
 
     // Users sign in with their passwords.
-    const boss = await signIn(app, 'boss', 'boss-password')
+    const boss = await signedInBrowser(app, 'maintainer')
     expect((await app.inject({ url: '/manage', headers: { cookie: boss.cookie } })).statusCode).toBe(200)
-    await signIn(app, 'ann', 'ann-password')
+    await signedInBrowser(app, 'member')
     expect((await app.inject({ url: '/api/docs/creme-brulee', headers: { authorization: ANN } })).json()).toMatchObject({ title: TRICKY[0]!.title, body: TRICKY[0]!.body, version: 1 })
 
     // New rows get fresh ids after the imported ones (PostgreSQL sequences follow them).

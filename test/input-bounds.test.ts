@@ -2,9 +2,10 @@ import type * as FastifyModule from 'fastify'
 import type { RouteOptions } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { MAX_INTEGER } from '../app/db/schema.js'
-import { addUser, basicAuth, documentRow, postForm, signIn, startTestSite, type TestSite } from './helpers/app.js'
+import { basicAuth, documentRow, postForm, startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, logCount, logRowsAfter, putState, stateRow } from './helpers/maintenance.js'
+import { backToNormal, logCount, logRowsAfter, putState, stateRow } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
 /** Every route of every app this file builds, as registered (with its schemas), seen by an `onRoute` hook added first. */
 const registered: RouteOptions[] = vi.hoisted(() => [])
@@ -15,8 +16,8 @@ vi.mock('fastify', async (importOriginal) => {
   return { ...fastify, default: Object.assign(recording, fastify.default) }
 })
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const BOSS = basicOf('maintainer')
+const ROOT = basicOf('emergency')
 
 /**
  * Bad input gets a 400 that names the problem, never a 500, on both databases: numbers past
@@ -28,9 +29,7 @@ describe.each(DATABASE_KINDS)('bad input on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
+    await addPrincipals(site, ['maintainer', 'member', 'emergency'])
   })
   afterAll(async () => { await site.close() })
   afterEach(async () => { await backToNormal(site.app, ROOT) })
@@ -95,7 +94,7 @@ describe.each(DATABASE_KINDS)('bad input on %s', (kind) => {
   })
 
   it('the control panel form with a version that is not a number answers 400 and is audited', async () => {
-    const boss = await signIn(site.app, 'boss', 'boss-password')
+    const boss = await signedInBrowser(site.app, 'maintainer')
     const logged = await logCount(site.database)
     const response = await postForm(site.app, boss, '/manage/maintenance', { mode: 'concurrent', reason: 'x', expectedVersion: 'abc' })
     expect(response.statusCode).toBe(400)
@@ -119,17 +118,17 @@ describe.each(DATABASE_KINDS)('bad input on %s', (kind) => {
     ['body', { title: 'Fine', body: 'a\u0000b' }],
     ['title', { title: 'two\nlines', body: 'text' }],
   ] as const)('a document whose %s holds a control character is refused with 400, by the API and by the form', async (field, input) => {
-    const api = await site.app.inject({ method: 'PUT', url: '/api/docs/control-chars', headers: { authorization: basicAuth('ann', 'ann-password') }, payload: input })
+    const api = await site.app.inject({ method: 'PUT', url: '/api/docs/control-chars', headers: { authorization: basicOf('member') }, payload: input })
     expect(api.statusCode, api.body).toBe(400)
     expect(api.json().fields).toHaveProperty(field)
-    const ann = await signIn(site.app, 'ann', 'ann-password')
+    const ann = await signedInBrowser(site.app, 'member')
     const form = await postForm(site.app, ann, '/docs', { slug: 'control-chars', ...input })
     expect(form.statusCode).toBe(400)
     expect(await documentRow(site.database, 'control-chars')).toBeUndefined()
   })
 
   it('a document body keeps its tabs and line breaks', async () => {
-    const response = await site.app.inject({ method: 'PUT', url: '/api/docs/tabs-and-lines', headers: { authorization: basicAuth('ann', 'ann-password') }, payload: { title: 'Tabs', body: 'a\tb\nc\r\nd' } })
+    const response = await site.app.inject({ method: 'PUT', url: '/api/docs/tabs-and-lines', headers: { authorization: basicOf('member') }, payload: { title: 'Tabs', body: 'a\tb\nc\r\nd' } })
     expect(response.statusCode).toBe(201)
     expect((await documentRow(site.database, 'tabs-and-lines'))?.body).toBe('a\tb\nc\nd')
   })

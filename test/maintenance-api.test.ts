@@ -1,34 +1,20 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
+import { basicAuth, startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import {
-  addEmergencyUser,
-  backToNormal,
-  expectRecent,
-  fromNow,
-  logCount,
-  logRows,
-  logRowsAfter,
-  putState,
-  readState,
-  stateRow,
-  switchTo,
-} from './helpers/maintenance.js'
+import { backToNormal, expectRecent, fromNow, logCount, logRows, logRowsAfter, putState, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const DEPUTY = basicAuth('deputy', 'deputy-password')
-const ANN = basicAuth('ann', 'ann-password')
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const BOSS = basicOf('maintainer')
+const DEPUTY = basicOf('manager')
+const ANN = basicOf('member')
+const ROOT = basicOf('emergency')
 
 describe.each(DATABASE_KINDS)('the maintenance JSON API on %s', (kind) => {
   let site: TestSite
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'deputy', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
+    await addPrincipals(site, ['maintainer', 'manager', 'member', 'emergency'])
   })
   afterAll(async () => { await site.close() })
   // The emergency user can always bring the site back, whoever the maintainer is.

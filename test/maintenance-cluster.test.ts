@@ -4,9 +4,10 @@ import { buildApp } from '../app/app.js'
 import { openDatabase } from '../app/db/database.js'
 import { addUser, basicAuth, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { until } from './helpers/wait.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
+const BOSS = basicOf('maintainer')
 
 async function switchMode (app: FastifyInstance, mode: string): Promise<LightMyRequestResponse> {
   const current = (await app.inject({ url: '/api/maintenance' })).json()
@@ -22,7 +23,7 @@ describe.each(DATABASE_KINDS)('two instances on one %s database', (kind) => {
     const config = testConfig(a.testDatabase, { instanceId: 'instance-b' })
     b = await buildApp({ config, database: await openDatabase(config.database) })
     await b.listen({ port: 0, host: '127.0.0.1' })
-    await addUser(a.database, 'boss', 'manager')
+    await addPrincipals(a, ['maintainer'])
     for (let i = 0; i < 12; i++) {
       await a.app.inject({ method: 'PUT', url: `/api/docs/cluster-${i}`, headers: { authorization: BOSS }, payload: { title: `cluster ${i}`, body: 'v0' } })
     }

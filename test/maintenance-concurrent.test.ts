@@ -1,13 +1,14 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatTime } from '../app/web/view.js'
-import { addUser, basicAuth, documentRow, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { addUser, basicAuth, documentRow, mainOf, postForm, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, fromNow, switchTo } from './helpers/maintenance.js'
+import { backToNormal, fromNow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
+const BOSS = basicOf('maintainer')
 const BOB = basicAuth('bob', 'bob-password')
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const ROOT = basicOf('emergency')
 const REASON = 'Reindexing the catalog'
 const READ_ONLY = {
   statusCode: 503,
@@ -31,12 +32,10 @@ describe.each(DATABASE_KINDS)('concurrent (read-only) mode on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'member', 'emergency'])
     await addUser(site.database, 'bob', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
-    ann = await signIn(site.app, 'ann', 'ann-password')
-    boss = await signIn(site.app, 'boss', 'boss-password')
+    ann = await signedInBrowser(site.app, 'member')
+    boss = await signedInBrowser(site.app, 'maintainer')
     const created = await site.app.inject({
       method: 'PUT',
       url: '/api/docs/field-guide',

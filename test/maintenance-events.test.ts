@@ -1,12 +1,13 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
+import { startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, readState, switchTo } from './helpers/maintenance.js'
+import { backToNormal, readState, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const BOSS = basicOf('maintainer')
+const ROOT = basicOf('emergency')
 
 interface ServerSentEvent {
   id?: string
@@ -108,8 +109,7 @@ describe.each(DATABASE_KINDS)('the maintenance event stream on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
+    await addPrincipals(site, ['maintainer', 'emergency'])
     base = await site.app.listen({ port: 0, host: '127.0.0.1' })
   })
   afterAll(async () => {

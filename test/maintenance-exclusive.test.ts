@@ -1,26 +1,15 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { formatTime } from '../app/web/view.js'
-import {
-  addUser,
-  basicAuth,
-  csrfTokenIn,
-  documentRow,
-  mainOf,
-  postForm,
-  sessionCookieOf,
-  signIn,
-  startTestSite,
-  type Browser,
-  type TestSite,
-} from './helpers/app.js'
+import { csrfTokenIn, documentRow, mainOf, postForm, sessionCookieOf, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, fromNow, logCount, logRowsAfter, putState, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { backToNormal, fromNow, logCount, logRowsAfter, putState, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const DEPUTY = basicAuth('deputy', 'deputy-password')
-const ANN = basicAuth('ann', 'ann-password')
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const BOSS = basicOf('maintainer')
+const DEPUTY = basicOf('manager')
+const ANN = basicOf('member')
+const ROOT = basicOf('emergency')
 const REASON = 'Moving to a new server'
 
 describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
@@ -49,13 +38,10 @@ describe.each(DATABASE_KINDS)('exclusive mode on %s', (kind) => {
         })
       },
     })
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'deputy', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
-    ann = await signIn(site.app, 'ann', 'ann-password')
-    deputy = await signIn(site.app, 'deputy', 'deputy-password')
-    boss = await signIn(site.app, 'boss', 'boss-password')
+    await addPrincipals(site, ['maintainer', 'manager', 'member', 'emergency'])
+    ann = await signedInBrowser(site.app, 'member')
+    deputy = await signedInBrowser(site.app, 'manager')
+    boss = await signedInBrowser(site.app, 'maintainer')
   })
   afterAll(async () => { await site.close() })
   beforeEach(() => { handled.length = 0 })

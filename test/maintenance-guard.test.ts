@@ -7,12 +7,13 @@ import { openDatabase, type Database } from '../app/db/database.js'
 import { ConflictError } from '../app/errors.js'
 import maintenancePlugin, { kyselyMaintenanceStore } from '../app/maintenance/index.js'
 import { UnitOfWorkEngine } from '../app/unit-of-work/unit-of-work.js'
-import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
+import { startTestSite, type TestSite } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { deferred, until } from './helpers/wait.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ANN = basicAuth('ann', 'ann-password')
+const BOSS = basicOf('maintainer')
+const ANN = basicOf('member')
 
 async function switchMode (site: TestSite, authorization: string, mode: string, reason = 'test') {
   const current = (await site.app.inject({ url: '/api/maintenance' })).json()
@@ -45,8 +46,7 @@ describe.each(DATABASE_KINDS)('the commit guard on %s', (kind) => {
         })
       },
     })
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'member'])
   })
   afterAll(async () => { await site.close() })
   beforeEach(async () => {
@@ -255,8 +255,7 @@ describe('a mode change on postgres under a stream of commits', () => {
         })
       },
     })
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'member'])
   })
   afterAll(async () => {
     for (const { release } of gates.values()) release.resolve()

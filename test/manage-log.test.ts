@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { csvCell } from '../app/manage/log.js'
-import { addUser, basicAuth, mainOf, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { mainOf, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
+const BOSS = basicOf('maintainer')
 
 describe('csvCell', () => {
   it.each([
@@ -33,9 +34,8 @@ describe.each(DATABASE_KINDS)('the maintenance log page on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    boss = await signIn(site.app, 'boss', 'boss-password')
+    await addPrincipals(site, ['maintainer', 'member'])
+    boss = await signedInBrowser(site.app, 'maintainer')
   })
   afterAll(async () => { await site.close() })
 
@@ -184,7 +184,7 @@ describe.each(DATABASE_KINDS)('the maintenance log page on %s', (kind) => {
     expect((await get('/manage/log.csv?actor=csv-test&from=2026-05-02')).body).toContain('"\'-1 day"')
 
     expect((await get('/manage/log.csv', {})).statusCode).toBe(401)
-    const ann = await signIn(site.app, 'ann', 'ann-password')
+    const ann = await signedInBrowser(site.app, 'member')
     expect((await get('/manage/log.csv', { cookie: ann.cookie })).statusCode).toBe(403)
     expect((await get('/manage/log.csv?from=never')).statusCode).toBe(400)
   })

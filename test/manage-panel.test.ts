@@ -1,12 +1,13 @@
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { formatTime } from '../app/web/view.js'
-import { addUser, basicAuth, csrfTokenIn, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { addUser, csrfTokenIn, mainOf, postForm, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, logCount, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { backToNormal, logCount, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
-const ROOT = basicAuth('root', 'root-emergency-pw')
-const BOSS = basicAuth('boss', 'boss-password')
+const ROOT = basicOf('emergency')
+const BOSS = basicOf('maintainer')
 
 /** A `datetime-local` value (UTC, minutes) `hours` from now, and the instant it stands for. */
 function localUntil (hours: number): { form: string, iso: string } {
@@ -22,13 +23,10 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'deputy', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
-    boss = await signIn(site.app, 'boss', 'boss-password')
-    deputy = await signIn(site.app, 'deputy', 'deputy-password')
-    ann = await signIn(site.app, 'ann', 'ann-password')
+    await addPrincipals(site, ['maintainer', 'manager', 'member', 'emergency'])
+    boss = await signedInBrowser(site.app, 'maintainer')
+    deputy = await signedInBrowser(site.app, 'manager')
+    ann = await signedInBrowser(site.app, 'member')
   })
   afterAll(async () => { await site.close() })
   afterEach(async () => { await backToNormal(site.app, ROOT) })
@@ -289,7 +287,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       await switchTo(site.app, BOSS, 'concurrent', { reason: 'Reindexing' })
       const { version } = await readState(site.app)
       // In the emergency user's browser: Basic credentials alone carry no authority to a form.
-      const root = await signIn(site.app, 'root', 'root-emergency-pw')
+      const root = await signedInBrowser(site.app, 'emergency')
       const step = await postForm(site.app, root, '/manage/maintenance', { mode: 'exclusive', reason: 'Taking over', until: '', expectedVersion: String(version) })
       expect(step.statusCode).toBe(200)
       const main = mainOf(step.body)
@@ -307,8 +305,8 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       expect(impactOf(step, 'writes')).toBe('No write is in flight on the one instance.')
       const stale = await changeForm(boss, { mode: 'exclusive', expectedVersion: version - 1 })
       expect(stale.statusCode).toBe(409)
-      deputy = await signIn(site.app, 'deputy', 'deputy-password')
-      ann = await signIn(site.app, 'ann', 'ann-password')
+      deputy = await signedInBrowser(site.app, 'manager')
+      ann = await signedInBrowser(site.app, 'member')
     })
 
     it('the maintainer gets a one-click Back to Normal and sees for how long; another manager sees who may change it, and no form', async () => {
@@ -486,7 +484,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
       const own = await postForm(site.app, boss, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
       expect(own.statusCode).toBe(400)
       expect(refusal(own)).toBe('Not changed: is you: ask another manager to change your own account.')
-      const root = await signIn(site.app, 'root', 'root-emergency-pw')
+      const root = await signedInBrowser(site.app, 'emergency')
       const byRoot = await postForm(site.app, root, '/manage/users/boss/role', { role: 'member', version: String(last.version) })
       expect(byRoot.statusCode).toBe(400)
       expect(refusal(byRoot)).toBe('Not changed: boss is the last manager who can sign in, and the site needs one; make someone else a manager first.')
@@ -497,7 +495,7 @@ describe.each(DATABASE_KINDS)('the control panel on %s', (kind) => {
         expect((await postForm(site.app, boss, `/manage/users/${other.username}/role`, { role: 'manager', version: String(row.version) })).statusCode).toBe(303)
       }
       // A role change ends the sessions of the person changed: deputy signs in again.
-      deputy = await signIn(site.app, 'deputy', 'deputy-password')
+      deputy = await signedInBrowser(site.app, 'manager')
     })
 
     it('an unknown user is 404', async () => {

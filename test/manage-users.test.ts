@@ -6,10 +6,11 @@ import { DatabaseSessionStore } from '../app/auth/session-store.js'
 import { openDatabase } from '../app/db/database.js'
 import { addUser, basicAuth, csrfTokenIn, mainOf, postForm, sessionCookieOf, signIn, startTestSite, testConfig, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, switchTo } from './helpers/maintenance.js'
+import { backToNormal, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { deferred } from './helpers/tasks.js'
 
-const ROOT = basicAuth('root', 'root-emergency-pw')
+const ROOT = basicOf('emergency')
 const FORM = 'application/x-www-form-urlencoded'
 
 describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
@@ -29,9 +30,8 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
         })
       },
     })
-    await addUser(site.database, 'boss', 'manager')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
-    boss = await signIn(site.app, 'boss', 'boss-password')
+    await addPrincipals(site, ['maintainer', 'emergency'])
+    boss = await signedInBrowser(site.app, 'maintainer')
   })
   afterAll(async () => { await site.close() })
   afterEach(async () => {
@@ -61,7 +61,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
 
   /** The emergency user's browser: signed in through the form like anyone. */
   async function rootBrowser (): Promise<Browser> {
-    return signIn(site.app, 'root', 'root-emergency-pw')
+    return signedInBrowser(site.app, 'emergency')
   }
 
   /** POST /login with a fresh anonymous session; returns the answer. */
@@ -130,7 +130,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
       const root = await rootBrowser()
       if ((await userRow('boss'))!.role === 'member') {
         expect((await act(root, 'boss', 'role', { role: 'manager', version: String((await userRow('boss'))!.version) })).statusCode).toBe(303)
-        boss = await signIn(site.app, 'boss', 'boss-password')
+        boss = await signedInBrowser(site.app, 'maintainer')
       }
       const kimNow = (await userRow('kim'))!
       expect((await act(root, 'kim', 'disable', { version: String(kimNow.version) })).statusCode).toBe(303)
@@ -152,7 +152,7 @@ describe.each(DATABASE_KINDS)('managing users on %s', (kind) => {
       const root = await rootBrowser()
       if (disabled[0]) {
         expect((await act(root, 'boss', 'enable', { version: String((await userRow('boss'))!.version) })).statusCode).toBe(303)
-        boss = await signIn(site.app, 'boss', 'boss-password')
+        boss = await signedInBrowser(site.app, 'maintainer')
         expect((await act(root, 'lou', 'disable', { version: String((await userRow('lou'))!.version) })).statusCode).toBe(303)
       }
       expect(await userRow('boss')).toMatchObject({ role: 'manager', disabled_at: null })
@@ -427,8 +427,7 @@ describe.each(DATABASE_KINDS)('a user disabled on one instance, on %s', (kind) =
     const config = testConfig(site.testDatabase, { instanceId: 'users-b' })
     other = await buildApp({ config, database: await openDatabase(config.database) })
     await other.ready()
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'member'])
   })
   afterAll(async () => {
     await other?.close()
@@ -436,9 +435,9 @@ describe.each(DATABASE_KINDS)('a user disabled on one instance, on %s', (kind) =
   })
 
   it('cannot use HTTP Basic credentials another instance has verified and cached', async () => {
-    const ANN = basicAuth('ann', 'ann-password')
+    const ANN = basicOf('member')
     expect((await other.inject({ url: '/docs/new', headers: { authorization: ANN } })).statusCode).toBe(200)
-    const boss = await signIn(site.app, 'boss', 'boss-password')
+    const boss = await signedInBrowser(site.app, 'maintainer')
     const version = (await site.database.writer.selectFrom('app_user').select('version').where('username', '=', 'ann').executeTakeFirstOrThrow()).version
     expect((await postForm(site.app, boss, '/manage/users/ann/disable', { version: String(version) })).statusCode).toBe(303)
     expect((await other.inject({ url: '/docs/new', headers: { authorization: ANN } })).statusCode).toBe(401)

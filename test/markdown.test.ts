@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { markdownToText, renderMarkdown } from '../app/content/markdown.js'
-import { addUser, basicAuth, documentRow, mainOf, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { documentRow, mainOf, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
 describe('renderMarkdown', () => {
   it('renders ordinary Markdown', () => {
@@ -104,12 +105,12 @@ describe.each(DATABASE_KINDS)('documents are shown safely on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    const password = await addUser(site.database, 'ann', 'member')
-    ann = await signIn(site.app, 'ann', password)
+    await addPrincipals(site, ['member'])
+    ann = await signedInBrowser(site.app, 'member')
     const response = await site.app.inject({
       method: 'PUT',
       url: '/api/docs/hostile',
-      headers: { authorization: basicAuth('ann', password) },
+      headers: { authorization: basicOf('member') },
       payload: { title: hostileTitle, body: hostileBody },
     })
     expect(response.statusCode).toBe(201)

@@ -8,16 +8,17 @@ import { buildApp } from '../app/app.js'
 import { principalFor } from '../app/auth/principal.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { openPostgres, POSTGRES_TIMEOUTS, type PostgresTimeouts } from '../app/db/postgres.js'
-import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
+import { csrfTokenIn, testConfig, type Browser } from './helpers/app.js'
 import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, firstEvent, sessionCookieFrom, showSetting, writeFigures } from './helpers/faults.js'
 import { codeOf, httpRequest, type HttpAnswer, type HttpOptions } from './helpers/http.js'
 import { switchTo } from './helpers/maintenance.js'
 import { PostgresServer } from './helpers/postgres-server.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { deferred, taskRow, until } from './helpers/tasks.js'
 import { checkWrites, WriteLoad } from './helpers/write-load.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const DEPUTY = basicAuth('deputy', 'deputy-password')
+const BOSS = basicOf('maintainer')
+const DEPUTY = basicOf('manager')
 
 /**
  * The defaults (POSTGRES_TIMEOUTS) shortened, so that a server that stops answering is given up
@@ -48,14 +49,12 @@ describe('a PostgreSQL outage', () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'quiesce-outage-'))
     const config = testConfig({ url: { kind: 'postgres', url }, dataDir, drop: async () => {} }, { instanceId: 'outage-instance' })
     database = await openDatabase(config.database, { timeouts: TIMEOUTS })
-    await addUser(database, 'boss', 'manager')
-    await addUser(database, 'deputy', 'manager')
-    await addUser(database, 'ann', 'member')
+    await addPrincipals({ database }, ['maintainer', 'manager', 'member'])
     // Nobody takes a task over for being stale here: what resumes one after an outage is its own instance.
     app = await buildApp({ config, database, tasks: { pollMs: 100, heartbeatMs: 200, staleAfterMs: 600_000 } })
     await app.listen({ host: '127.0.0.1', port: 0 })
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-    ann = await signIn(app, 'ann', 'ann-password')
+    ann = await signedInBrowser(app, 'member')
   })
 
   afterAll(async () => {

@@ -8,14 +8,15 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { buildApp } from '../app/app.js'
 import { seedDocuments } from '../app/content/seed.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { addUser, basicAuth, csrfTokenIn, signIn, testConfig, type Browser } from './helpers/app.js'
+import { csrfTokenIn, testConfig, type Browser } from './helpers/app.js'
 import { expectCatalogAgrees, expectNothingLost, expectSearchFinds, sessionCookieFrom, writeFigures } from './helpers/faults.js'
 import { codeOf, httpRequest } from './helpers/http.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { BatchWatch, taskRow, until } from './helpers/tasks.js'
 import { checkWrites, WriteLoad } from './helpers/write-load.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ANN = basicAuth('ann', 'ann-password')
+const BOSS = basicOf('maintainer')
+const ANN = basicOf('member')
 
 /**
  * A SQLite outage, honestly: the disk is really full. The site's data dir is a small tmpfs that
@@ -46,14 +47,13 @@ describe('a full disk under SQLite', () => {
     file = path.join(dataDir, 'quiesce.sqlite')
     const config = testConfig({ url: { kind: 'sqlite', file }, dataDir, drop: async () => {} }, { instanceId: 'full-disk' })
     database = await openDatabase(config.database)
-    await addUser(database, 'boss', 'manager')
-    await addUser(database, 'ann', 'member')
+    await addPrincipals({ database }, ['maintainer', 'member'])
     app = await buildApp({ config, database, tasks: { pollMs: 100, heartbeatMs: 200, staleAfterMs: 3000 } })
     watch.install(app)
     await app.listen({ host: '127.0.0.1', port: 0 })
     base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
     await seedDocuments(database.writer, app.catalog, 450)
-    ann = await signIn(app, 'ann', 'ann-password')
+    ann = await signedInBrowser(app, 'member')
   })
 
   afterAll(async () => {

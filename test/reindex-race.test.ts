@@ -4,12 +4,13 @@ import { buildApp } from '../app/app.js'
 import type { Catalog } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
 import { openDatabase } from '../app/db/database.js'
-import { addUser, basicAuth, startTestSite, testConfig, type TestSite } from './helpers/app.js'
+import { startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { FINISHED, until } from './helpers/tasks.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ANN = basicAuth('ann', 'ann-password')
+const BOSS = basicOf('maintainer')
+const ANN = basicOf('member')
 
 /**
  * An edit that commits while a reindex batch is between its version check and its catalog
@@ -25,8 +26,7 @@ describe.each(DATABASE_KINDS)('a reindex racing an edit on %s', (kind) => {
     const config = testConfig(site.testDatabase, { instanceId: 'editor' })
     editor = await buildApp({ config, database: await openDatabase(config.database) })
     await editor.ready()
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'member'])
     await seedDocuments(site.database.writer, site.app.catalog, 150)
     // Between the check and the writes of the first batch, another instance edits document 7.
     const catalog = site.app.catalog as Catalog

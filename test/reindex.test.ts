@@ -7,14 +7,15 @@ import { seedDocuments } from '../app/content/seed.js'
 import { catalogFor } from '../app/content/catalog.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { REINDEX_BATCH } from '../app/tasks/reindex.js'
-import { addUser, basicAuth, csrfTokenIn, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
+import { addUser, csrfTokenIn, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS, type DatabaseKind } from './helpers/databases.js'
 import { ISO_TIMESTAMP, readState, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { BatchWatch, catalogRows, deferred, FINISHED, freshBuild, searchAnswers, taskRow, until } from './helpers/tasks.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const DEPUTY = basicAuth('deputy', 'deputy-password')
-const ANN = basicAuth('ann', 'ann-password')
+const BOSS = basicOf('maintainer')
+const DEPUTY = basicOf('manager')
+const ANN = basicOf('member')
 const MANAGERS = new Set(['boss', 'deputy'])
 
 /** Seeded documents get ids 1..350; document 42 is then deleted behind the catalog's back. */
@@ -92,9 +93,7 @@ describe.each(DATABASE_KINDS)('catalog reindex on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind, { config: { instanceId: 'reindex-a' }, tasks: TIMINGS, configure: (app) => watch.install(app) })
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'deputy', 'manager')
-    await addUser(site.database, 'ann', 'member')
+    await addPrincipals(site, ['maintainer', 'manager', 'member'])
     expect(await seedDocuments(site.database.writer, catalogFor(kind), SEEDED)).toBe(SEEDED)
     // The catalog entry of this document stays behind: an orphan in the middle of the ids.
     await site.database.writer.deleteFrom('document').where('id', '=', GONE).execute()
@@ -323,7 +322,7 @@ describe.each(DATABASE_KINDS)('catalog reindex on %s', (kind) => {
   it('the control panel lists the tasks and shows one with a progress bar and its counts, to managers only', async () => {
     const id = await startReindex(site.app, BOSS)
     await finished(site.app, id)
-    const boss = await signIn(site.app, 'boss', 'boss-password')
+    const boss = await signedInBrowser(site.app, 'maintainer')
     const list = await site.app.inject({ url: '/manage/tasks', headers: { cookie: boss.cookie } })
     expect(list.statusCode).toBe(200)
     const listMain = mainOf(list.body)
@@ -485,7 +484,7 @@ describe.each(DATABASE_KINDS)('reindex resumed on another instance (%s)', (kind)
 
   beforeAll(async () => {
     first = await startTestSite(kind, { config: { instanceId: 'instance-1' }, tasks: TIMINGS, configure: (app) => firstWatch.install(app) })
-    await addUser(first.database, 'boss', 'manager')
+    await addPrincipals(first, ['maintainer'])
     expect(await seedDocuments(first.database.writer, catalogFor(kind), SEEDED)).toBe(SEEDED)
   })
   afterAll(async () => {

@@ -2,9 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addUser, basicAuth, csrfTokenIn, documentRow, postForm, sessionCookieOf, signIn, startTestSite, type Browser, type TestSite } from './helpers/app.js'
+import { csrfTokenIn, documentRow, postForm, sessionCookieOf, startTestSite, type Browser, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, backToNormal, switchTo } from './helpers/maintenance.js'
+import { backToNormal, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 
 /** Text a person may type anywhere, built to break out of HTML text, attributes and scripts. */
 const HOSTILE = '<script>alert("q")</script><img src=x onerror=alert(1)> & \' "'
@@ -33,15 +34,13 @@ function expectNothingInline (response: LightMyRequestResponse, where: string): 
 describe.each(DATABASE_KINDS)('security on %s', (kind) => {
   let site: TestSite
   let boss: Browser
-  const BOSS = basicAuth('boss', 'boss-password')
-  const ROOT = basicAuth('root', 'root-emergency-pw')
+  const BOSS = basicOf('maintainer')
+  const ROOT = basicOf('emergency')
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
-    boss = await signIn(site.app, 'boss', 'boss-password')
+    await addPrincipals(site, ['maintainer', 'member', 'emergency'])
+    boss = await signedInBrowser(site.app, 'maintainer')
   })
   afterAll(async () => { await site.close() })
 
@@ -50,7 +49,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
       const created = await site.app.inject({
         method: 'PUT',
         url: '/api/docs/hostile',
-        headers: { authorization: basicAuth('ann', 'ann-password') },
+        headers: { authorization: basicOf('member') },
         payload: { title: `Quote ${HOSTILE}`, body: `Body text ${HOSTILE}\n\n## Heading ${HOSTILE}` },
       })
       expect(created.statusCode).toBe(201)
@@ -114,7 +113,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
 
   describe('refusals are visible to managers', () => {
     it('a refused mode change is in the control panel\'s recent changes and the log, with why', async () => {
-      const ann = await signIn(site.app, 'ann', 'ann-password')
+      const ann = await signedInBrowser(site.app, 'member')
       const refused = await postForm(site.app, ann, '/manage/maintenance', { mode: 'exclusive', reason: 'members may not', expectedVersion: '1' })
       expect(refused.statusCode).toBe(403)
       for (const url of ['/manage', '/manage/log']) {
@@ -129,7 +128,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
       const response = await site.app.inject({
         method: 'PUT',
         url: '/api/docs/too-large',
-        headers: { authorization: basicAuth('ann', 'ann-password'), 'content-type': 'application/json' },
+        headers: { authorization: basicOf('member'), 'content-type': 'application/json' },
         payload: JSON.stringify({ title: 'Large', body: 'x'.repeat(1_100_000) }),
       })
       expect(response.statusCode).toBe(413)
@@ -138,7 +137,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
     })
 
     it('a form over the limit is 413 and does not pretend to keep text it never read', async () => {
-      const ann = await signIn(site.app, 'ann', 'ann-password')
+      const ann = await signedInBrowser(site.app, 'member')
       const response = await postForm(site.app, ann, '/docs', { slug: 'too-large', title: 'Large', body: 'x'.repeat(1_100_000) })
       expect(response.statusCode).toBe(413)
       expect(response.body).toContain('QUIESCE_TOO_LARGE')
@@ -147,7 +146,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
     })
 
     it('a document body within the request limit but over the document limit is a 400 naming the body', async () => {
-      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/too-long', headers: { authorization: basicAuth('ann', 'ann-password') }, payload: { title: 'Long', body: 'x'.repeat(100_001) } })
+      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/too-long', headers: { authorization: basicOf('member') }, payload: { title: 'Long', body: 'x'.repeat(100_001) } })
       expect(response.statusCode).toBe(400)
       expect(response.json().fields).toEqual({ body: 'must be at most 100,000 characters' })
     })
@@ -157,7 +156,7 @@ describe.each(DATABASE_KINDS)('security on %s', (kind) => {
       ['an empty JSON body', 'application/json', '', 400, 'QUIESCE_INVALID_INPUT'],
       ['a content type the site does not read', 'application/xml', '<doc/>', 415, 'QUIESCE_UNSUPPORTED_MEDIA_TYPE'],
     ])('%s is %i %s', async (_what, contentType, payload, status, code) => {
-      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/malformed', headers: { authorization: basicAuth('ann', 'ann-password'), 'content-type': contentType }, payload })
+      const response = await site.app.inject({ method: 'PUT', url: '/api/docs/malformed', headers: { authorization: basicOf('member'), 'content-type': contentType }, payload })
       expect(response.statusCode).toBe(status)
       expect(response.json()).toMatchObject({ statusCode: status, code })
     })

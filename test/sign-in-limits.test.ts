@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { addressKey, SIGN_IN_LIMITS } from '../app/auth/sign-in-limiter.js'
-import { addUser, basicAuth, csrfTokenIn, mainOf, sessionCookieOf, signIn, startTestSite, type TestSite } from './helpers/app.js'
+import { basicAuth, csrfTokenIn, mainOf, sessionCookieOf, startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser } from './helpers/maintenance.js'
+import { addPrincipals, signedInBrowser } from './helpers/principals.js'
 
 const FORM = 'application/x-www-form-urlencoded'
 
@@ -24,9 +24,7 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'ann', 'member', 'ann-password')
-    await addUser(site.database, 'meg', 'manager', 'meg-password')
-    await addEmergencyUser(site, 'root', 'root-emergency-pw')
+    await addPrincipals(site, ['member', 'manager', 'emergency'])
   })
   afterAll(async () => { await site.close() })
 
@@ -66,7 +64,7 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     expectRefused(await basic(ip, 'ann', 'ann-password'))
     expectRefused(await basic(ip, 'ann', 'another-guess'))
     // The lock is this account's from this address: other accounts and other addresses go on.
-    expect((await basic(ip, 'meg', 'meg-password')).statusCode).toBe(200)
+    expect((await basic(ip, 'deputy', 'deputy-password')).statusCode).toBe(200)
     expect((await basic(freshIp(), 'ann', 'ann-password')).statusCode).toBe(200)
   })
 
@@ -75,15 +73,15 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     const started = Date.now()
     const statuses: number[] = []
     // A loop of guesses, as fast as it can go: it gets the limit's worth, then 429s.
-    for (let attempt = 1; attempt <= 40; attempt++) statuses.push((await basic(ip, 'meg', `guess-${attempt}`)).statusCode)
+    for (let attempt = 1; attempt <= 40; attempt++) statuses.push((await basic(ip, 'deputy', `guess-${attempt}`)).statusCode)
     expect(statuses.filter((status) => status === 401)).toHaveLength(SIGN_IN_LIMITS.perAccount)
     expect(statuses.slice(SIGN_IN_LIMITS.perAccount).every((status) => status === 429)).toBe(true)
-    expectRefused(await basic(ip, 'meg', 'meg-password'))
-    const form = await formSignIn(ip, 'meg', 'meg-password')
+    expectRefused(await basic(ip, 'deputy', 'deputy-password'))
+    const form = await formSignIn(ip, 'deputy', 'deputy-password')
     expect(form.statusCode).toBe(429)
     expect(mainOf(form.body)).toContain('<code>QUIESCE_RATE_LIMITED</code>')
     expect(Number(form.headers['retry-after'])).toBeGreaterThan(0)
-    const recorded = (await failuresRecorded('meg')).filter((row) => row.address === ip)
+    const recorded = (await failuresRecorded('deputy')).filter((row) => row.address === ip)
     expect(recorded).toHaveLength(SIGN_IN_LIMITS.perAccount)
     expect(recorded.every((row) => row.channel === 'basic' && Date.parse(row.at) >= started - 1000)).toBe(true)
   })
@@ -140,19 +138,19 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     // A script starting 40 requests at once, or every client after a restart: one argon2
     // verification for them all, not 40 reservations that run into the limit.
     const ip = freshIp()
-    const responses = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'meg', 'meg-password')))
+    const responses = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'deputy', 'deputy-password')))
     expect(responses.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 200))
     // And the same burst with a wrong password is one failure, not 40.
-    const wrong = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'meg', 'not-megs-password')))
+    const wrong = await Promise.all(Array.from({ length: 40 }, () => basic(ip, 'deputy', 'not-the-deputys-password')))
     expect(wrong.map((response) => response.statusCode)).toEqual(Array.from({ length: 40 }, () => 401))
-    expect((await failuresRecorded('meg')).filter((row) => row.address === ip)).toHaveLength(1)
+    expect((await failuresRecorded('deputy')).filter((row) => row.address === ip)).toHaveLength(1)
   })
 
   it('right passwords count nothing: people and scripts sign in many times a minute from one address', async () => {
     const ip = freshIp()
     for (let request = 0; request < SIGN_IN_LIMITS.perAddress + 5; request++) {
       // Each form sign-in verifies its password (Basic would be answered from the cache).
-      const response = request % 2 === 0 ? await formSignIn(ip, 'ann', 'ann-password') : await formSignIn(ip, 'meg', 'meg-password')
+      const response = request % 2 === 0 ? await formSignIn(ip, 'ann', 'ann-password') : await formSignIn(ip, 'deputy', 'deputy-password')
       expect(response.statusCode).toBe(303)
     }
     expect((await basic(ip, 'ann', 'ann-password')).statusCode).toBe(200)
@@ -162,8 +160,8 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     const ip = freshIp()
     await formSignIn(ip, 'nobody-<b>here</b>', 'x')
     await basic(ip, 'ann', 'not-her-password')
-    const meg = await signIn(site.app, 'meg', 'meg-password')
-    const page = await site.app.inject({ url: '/manage/sign-ins', headers: { cookie: meg.cookie } })
+    const deputy = await signedInBrowser(site.app, 'manager')
+    const page = await site.app.inject({ url: '/manage/sign-ins', headers: { cookie: deputy.cookie } })
     expect(page.statusCode).toBe(200)
     const main = mainOf(page.body)
     expect(main).toMatch(/<strong>\d+<\/strong> failed sign-ins? in the last 24 hours/)
@@ -172,7 +170,7 @@ describe.each(DATABASE_KINDS)('the sign-in limits on %s', (kind) => {
     expect(main).toContain(ip)
     expect(main).toContain('HTTP Basic')
     expect(main).toContain('sign-in form')
-    const ann = await signIn(site.app, 'ann', 'ann-password')
+    const ann = await signedInBrowser(site.app, 'member')
     expect((await site.app.inject({ url: '/manage/sign-ins', headers: { cookie: ann.cookie } })).statusCode).toBe(403)
     expect((await site.app.inject({ url: '/manage/sign-ins' })).statusCode).toBe(401)
   })

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addUser, postForm, signIn, startTestSite, type TestSite } from './helpers/app.js'
+import { postForm, startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, signedInBrowser } from './helpers/principals.js'
 
 describe.each(DATABASE_KINDS)('smoke on %s', (kind) => {
   let site: TestSite
@@ -8,8 +9,8 @@ describe.each(DATABASE_KINDS)('smoke on %s', (kind) => {
   afterAll(async () => { await site.close() })
 
   it('creates a document through the form and finds it', async () => {
-    const password = await addUser(site.database, 'ann', 'member')
-    const browser = await signIn(site.app, 'ann', password)
+    await addPrincipals(site, ['member'])
+    const browser = await signedInBrowser(site.app, 'member')
     const res = await postForm(site.app, browser, '/docs', { title: 'Walnut shelf', body: 'A *walnut* shelf.' })
     expect(res.statusCode).toBe(303)
     expect(res.headers.location).toBe('/docs/walnut-shelf?saved=1')

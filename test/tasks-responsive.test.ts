@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedDocuments } from '../app/content/seed.js'
-import { addUser, basicAuth, startTestSite, type TestSite } from './helpers/app.js'
+import { startTestSite, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
+const BOSS = basicOf('maintainer')
 
 /** SQLite answers synchronously: a long task must still leave its instance turns to answer others. */
 describe.each(DATABASE_KINDS)('an instance running a long task on %s', (kind) => {
@@ -11,7 +12,7 @@ describe.each(DATABASE_KINDS)('an instance running a long task on %s', (kind) =>
 
   beforeAll(async () => {
     site = await startTestSite(kind)
-    await addUser(site.database, 'boss', 'manager')
+    await addPrincipals(site, ['maintainer'])
     await seedDocuments(site.database.writer, site.app.catalog, 3000)
   })
   afterAll(async () => { await site.close() })

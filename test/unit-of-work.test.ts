@@ -7,11 +7,12 @@ import { findDocument } from '../app/content/documents.js'
 import { openDatabase, type Database } from '../app/db/database.js'
 import { ReadOnlyError } from '../app/errors.js'
 import { assertVersionMatched } from '../app/unit-of-work/unit-of-work.js'
-import { addUser, basicAuth, startTestSite, testConfig, type TestSite } from './helpers/app.js'
+import { startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { deferred } from './helpers/wait.js'
 
-const ALICE = basicAuth('alice', 'alice-password')
+const ANN = basicOf('member')
 
 /** A document row written directly, outside any unit of work, as a concurrent commit would. */
 async function bumpVersionBehindTheBack (database: Database, slug: string): Promise<void> {
@@ -70,7 +71,7 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
         app.get('/api/t/read', async (request) => ({ hasWrites: request.unitOfWork.hasWrites, attempt: request.unitOfWork.attempt }))
       },
     })
-    await addUser(site.database, 'alice', 'member')
+    await addPrincipals(site, ['member'])
   })
   afterAll(async () => { await site.close() })
   beforeEach(() => {
@@ -79,13 +80,13 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
   })
 
   async function createDoc (slug: string): Promise<void> {
-    const res = await site.app.inject({ method: 'PUT', url: `/api/docs/${slug}`, headers: { authorization: ALICE }, payload: { title: slug, body: 'body' } })
+    const res = await site.app.inject({ method: 'PUT', url: `/api/docs/${slug}`, headers: { authorization: ANN }, payload: { title: slug, body: 'body' } })
     expect(res.statusCode).toBe(201)
   }
 
   it('commits staged writes after the handler and only then runs afterCommit', async () => {
     await createDoc('uow-commit')
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-commit', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-commit', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({ attempt: 1 })
     const row = await findDocument(site.database.writer, 'uow-commit')
@@ -100,14 +101,14 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
 
   it('a reply with status >= 400 never commits, and runs no afterCommit', async () => {
     await createDoc('uow-status')
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-status?status=422', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-status?status=422', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(422)
     expect((await findDocument(site.database.writer, 'uow-status'))!.version).toBe(1)
     expect(events).toEqual([])
   })
 
   it('a handler that throws after staging commits nothing', async () => {
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/throw/uow-throw', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/throw/uow-throw', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(500)
     expect(res.json()).toMatchObject({ code: 'QUIESCE_INTERNAL' })
     expect(res.body).not.toContain('handler failed')
@@ -117,7 +118,7 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
 
   it('a conflict at commit retries the whole handler with a fresh unit of work and a reset reply', async () => {
     await createDoc('uow-retry')
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-retry?interfere=once', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-retry?interfere=once', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({ attempt: 2 })
     expect(res.headers['x-attempt-header']).toBe('set-in-attempt-2')
@@ -129,7 +130,7 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
 
   it('the last conflicting attempt answers 409 QUIESCE_CONFLICT and commits nothing', async () => {
     await createDoc('uow-409')
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-409?interfere=always', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/update/uow-409?interfere=always', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(409)
     expect(res.json()).toEqual({
       statusCode: 409,
@@ -144,14 +145,14 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
   })
 
   it('a handler that sends its reply itself has its writes refused', async () => {
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/direct-send/uow-direct', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/direct-send/uow-direct', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(500)
     expect(res.json().code).toBe('QUIESCE_DIRECT_SEND')
     expect(await findDocument(site.database.writer, 'uow-direct')).toBeUndefined()
   })
 
   it('a handler cannot write behind the unit of work: its database handle is read-only', async () => {
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/raw-write', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/raw-write', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(500)
     expect(await findDocument(site.database.writer, 'raw-write')).toBeUndefined()
   })
@@ -160,7 +161,7 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
     const address = await site.app.listen({ port: 0, host: '127.0.0.1' })
     gates.entered = deferred()
     gates.release = deferred()
-    const request = http.request(`${address}/api/t/slow-create/uow-abort`, { method: 'POST', headers: { authorization: ALICE } })
+    const request = http.request(`${address}/api/t/slow-create/uow-abort`, { method: 'POST', headers: { authorization: ANN } })
     request.on('error', () => {})
     request.end()
     await gates.entered.promise
@@ -209,7 +210,7 @@ describe.each(DATABASE_KINDS)('unit of work seams on %s', (kind) => {
         })
       },
     })
-    await addUser(site.database, 'alice', 'member')
+    await addPrincipals(site, ['member'])
   })
   afterAll(async () => { await site.close() })
   beforeEach(() => {
@@ -219,23 +220,23 @@ describe.each(DATABASE_KINDS)('unit of work seams on %s', (kind) => {
   })
 
   async function createDoc (slug: string): Promise<void> {
-    const res = await site.app.inject({ method: 'PUT', url: `/api/docs/${slug}`, headers: { authorization: ALICE }, payload: { title: slug, body: 'body' } })
+    const res = await site.app.inject({ method: 'PUT', url: `/api/docs/${slug}`, headers: { authorization: ANN }, payload: { title: slug, body: 'body' } })
     expect(res.statusCode).toBe(201)
   }
 
   it('the in-transaction hook runs before the writes, as the request principal', async () => {
     await createDoc('seam-a')
     seen.length = 0
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-a', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-a', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(200)
-    expect(seen).toEqual(['before-writes attempt 1 by alice sees seam-a v1'])
+    expect(seen).toEqual(['before-writes attempt 1 by ann sees seam-a v1'])
   })
 
   it('the in-transaction hook may veto the commit: nothing of the transaction persists', async () => {
     await createDoc('seam-veto')
     seen.length = 0
     vetoNext = true
-    const res = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-veto', headers: { authorization: ALICE } })
+    const res = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-veto', headers: { authorization: ANN } })
     expect(res.statusCode).toBe(503)
     expect(res.json()).toMatchObject({ code: 'QUIESCE_READ_ONLY', message: expect.stringContaining('(vetoed by the hook)') })
     expect((await findDocument(site.database.writer, 'seam-veto'))!.version).toBe(1)
@@ -245,17 +246,17 @@ describe.each(DATABASE_KINDS)('unit of work seams on %s', (kind) => {
   it('the retry hook runs before each retry and may end the request', async () => {
     await createDoc('seam-retry')
     seen.length = 0
-    const ok = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-retry?interfere=once', headers: { authorization: ALICE } })
+    const ok = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-retry?interfere=once', headers: { authorization: ANN } })
     expect(ok.json()).toEqual({ attempt: 2 })
     expect(seen).toEqual([
-      'before-writes attempt 1 by alice sees seam-a v2',
-      'before-retry attempt 2 by alice after QUIESCE_CONFLICT',
-      'before-writes attempt 2 by alice sees seam-a v2',
+      'before-writes attempt 1 by ann sees seam-a v2',
+      'before-retry attempt 2 by ann after QUIESCE_CONFLICT',
+      'before-writes attempt 2 by ann sees seam-a v2',
     ])
 
     await createDoc('seam-refused')
     refuseRetry = true
-    const refused = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-refused?interfere=once', headers: { authorization: ALICE } })
+    const refused = await site.app.inject({ method: 'POST', url: '/api/t/seam/seam-refused?interfere=once', headers: { authorization: ANN } })
     expect(refused.statusCode).toBe(503)
     expect(refused.json()).toMatchObject({ code: 'QUIESCE_READ_ONLY', message: expect.stringContaining('(retry refused)') })
     expect(await findDocument(site.database.writer, 'seam-refused')).toMatchObject({ version: 2, title: 'changed underneath' })
@@ -288,7 +289,7 @@ describe.each(DATABASE_KINDS)('two instances committing at once on %s', (kind) =
     second = await buildApp({ config, database: await openDatabase(config.database) })
     twoReads(second)
     await second.ready()
-    await addUser(first.database, 'alice', 'member')
+    await addPrincipals(first, ['member'])
   })
   afterAll(async () => {
     await second.close()
@@ -299,13 +300,13 @@ describe.each(DATABASE_KINDS)('two instances committing at once on %s', (kind) =
     bothRead = deferred()
     reads = 0
     return Promise.all([
-      first.app.inject({ method: 'POST', url: `/api/t/concurrent/${slug}`, headers: { authorization: ALICE, 'x-instance': 'first' } }),
-      second.inject({ method: 'POST', url: `/api/t/concurrent/${slug}`, headers: { authorization: ALICE, 'x-instance': 'second' } }),
+      first.app.inject({ method: 'POST', url: `/api/t/concurrent/${slug}`, headers: { authorization: ANN, 'x-instance': 'first' } }),
+      second.inject({ method: 'POST', url: `/api/t/concurrent/${slug}`, headers: { authorization: ANN, 'x-instance': 'second' } }),
     ])
   }
 
   it('exactly one of two truly concurrent conflicting commits wins; the other gets 409 and loses nothing silently', async () => {
-    const put = await first.app.inject({ method: 'PUT', url: '/api/docs/race-a', headers: { authorization: ALICE }, payload: { title: 'race', body: 'b' } })
+    const put = await first.app.inject({ method: 'PUT', url: '/api/docs/race-a', headers: { authorization: ANN }, payload: { title: 'race', body: 'b' } })
     expect(put.statusCode).toBe(201)
     const responses = await race('race-a')
     const statuses = responses.map((r) => r.statusCode).sort()
@@ -338,9 +339,9 @@ describe.each(DATABASE_KINDS)('two instances committing at once on %s', (kind) =
       },
     })
     try {
-      await addUser(retrying.database, 'alice', 'member')
-      await retrying.app.inject({ method: 'PUT', url: '/api/docs/race-b', headers: { authorization: ALICE }, payload: { title: 'start', body: 'b' } })
-      const responses = await Promise.all(['a', 'b'].map((name) => retrying.app.inject({ method: 'POST', url: '/api/t/concurrent/race-b', headers: { authorization: ALICE, 'x-name': name } })))
+      await addPrincipals(retrying, ['member'])
+      await retrying.app.inject({ method: 'PUT', url: '/api/docs/race-b', headers: { authorization: ANN }, payload: { title: 'start', body: 'b' } })
+      const responses = await Promise.all(['a', 'b'].map((name) => retrying.app.inject({ method: 'POST', url: '/api/t/concurrent/race-b', headers: { authorization: ANN, 'x-name': name } })))
       expect(responses.map((r) => r.statusCode)).toEqual([200, 200])
       expect(responses.map((r) => r.json().attempt).sort()).toEqual([1, 2])
       const row = await findDocument(retrying.database.writer, 'race-b')
@@ -375,10 +376,10 @@ describe.each(DATABASE_KINDS)('closing the server on %s', (kind) => {
       },
     })
     try {
-      await addUser(site.database, 'alice', 'member')
+      await addPrincipals(site, ['member'])
       const address = await site.app.listen({ port: 0, host: '127.0.0.1' })
       const response = new Promise<number>((resolve, reject) => {
-        const request = http.request(`${address}/api/t/slow`, { method: 'POST', agent: false, headers: { authorization: ALICE } }, (res) => {
+        const request = http.request(`${address}/api/t/slow`, { method: 'POST', agent: false, headers: { authorization: ANN } }, (res) => {
           res.resume()
           res.on('end', () => resolve(res.statusCode!))
         })

@@ -2,14 +2,15 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../app/app.js'
 import { openDatabase } from '../app/db/database.js'
-import { addUser, basicAuth, mainOf, postForm, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
+import { addUser, mainOf, postForm, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { DATABASE_KINDS } from './helpers/databases.js'
-import { addEmergencyUser, ISO_TIMESTAMP, logCount, logRows, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { ISO_TIMESTAMP, logCount, logRows, logRowsAfter, readState, stateRow, switchTo } from './helpers/maintenance.js'
+import { addPrincipals, basicOf, signedInBrowser } from './helpers/principals.js'
 import { until } from './helpers/tasks.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
-const ANN = basicAuth('ann', 'ann-password')
-const ROOT = basicAuth('root', 'root-password')
+const BOSS = basicOf('maintainer')
+const ANN = basicOf('member')
+const ROOT = basicOf('emergency')
 const MINUTE = 60_000
 
 /** `minutes` from now, as the ISO string the site stores. */
@@ -46,10 +47,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
 
   beforeAll(async () => {
     site = await startTestSite(kind, { config: { instanceId: 'windows-a' } })
-    await addUser(site.database, 'boss', 'manager')
-    await addUser(site.database, 'deputy', 'manager')
-    await addUser(site.database, 'ann', 'member')
-    await addEmergencyUser(site, 'root', 'root-password')
+    await addPrincipals(site, ['maintainer', 'manager', 'member', 'emergency'])
     const config = testConfig(site.testDatabase, { instanceId: 'windows-b' })
     other = await buildApp({ config, database: await openDatabase(config.database) })
     await other.ready()
@@ -144,7 +142,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
     })
 
     it('the control panel schedules from its form (UTC datetime-local), lists the window, explains a refusal and cancels', async () => {
-      const boss = await signIn(site.app, 'boss', 'boss-password')
+      const boss = await signedInBrowser(site.app, 'maintainer')
       const startsAt = new Date(Math.ceil((Date.now() + 120 * MINUTE) / MINUTE) * MINUTE).toISOString()
       const endsAt = new Date(Date.parse(startsAt) + 90 * MINUTE).toISOString()
       const response = await postForm(site.app, boss, '/manage/windows', { mode: 'exclusive', reason: 'database upgrade', startsAt: localInput(startsAt), endsAt: localInput(endsAt) })
@@ -195,8 +193,8 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
     it('every page announces the next window within a day: mode, start time, minutes to go, reason and end', async () => {
       const window = (await schedule(site.app, BOSS, { mode: 'concurrent', reason: 'catalog rebuild', startsAt: inMinutes(10), endsAt: inMinutes(40) })).json()
       const expected = announcement('Concurrent (read-only) maintenance', window, '10 minutes')
-      const ann = await signIn(site.app, 'ann', 'ann-password')
-      for (const [url, cookie] of [['/', undefined], ['/login', undefined], ['/search?q=brass', undefined], ['/docs/new', ann.cookie], ['/manage', (await signIn(site.app, 'boss', 'boss-password')).cookie]] as const) {
+      const ann = await signedInBrowser(site.app, 'member')
+      for (const [url, cookie] of [['/', undefined], ['/login', undefined], ['/search?q=brass', undefined], ['/docs/new', ann.cookie], ['/manage', (await signedInBrowser(site.app, 'maintainer')).cookie]] as const) {
         const page = await site.app.inject({ url, headers: cookie === undefined ? {} : { cookie } })
         expect(page.statusCode, url).toBe(200)
         expect(page.body, url).toContain('<div class="maintenance-announcement" role="note" data-announcement>')
@@ -351,7 +349,7 @@ describe.each(DATABASE_KINDS)('scheduled maintenance windows on %s', (kind) => {
       expect(await logCount(site.database)).toBe(logged)
       // The control panel shows why (once the emergency user has handed the site back).
       await switchTo(site.app, ROOT, 'normal')
-      const boss = await signIn(site.app, 'boss', 'boss-password')
+      const boss = await signedInBrowser(site.app, 'maintainer')
       const panel = mainOf((await site.app.inject({ url: '/manage', headers: { cookie: boss.cookie } })).body)
       expect(panel).toContain('<td data-label="State">done <span class="meta">(left as it was: changed by root after the start)</span></td>')
     })

@@ -1,10 +1,8 @@
 import path from 'node:path'
 import { PassThrough } from 'node:stream'
-import { writeEmergencyUser } from '../../app/auth/access-file.js'
-import { hashPassword } from '../../app/auth/passwords.js'
-import { insertUser } from '../../app/auth/users.js'
 import type { Database } from '../../app/db/database.js'
 import type { TestDatabase } from './databases.js'
+import { addPrincipals } from './principals.js'
 
 /** What an in-process `main(argv, io)` run printed, with its exit code. */
 export interface Run { code: number | undefined, stdout: string, stderr: string }
@@ -27,11 +25,7 @@ export function cliEnv (testDatabase: TestDatabase): NodeJS.ProcessEnv {
   return { QUIESCE_DATA_DIR: testDatabase.dataDir, QUIESCE_DATABASE_URL: url, QUIESCE_INSTANCE_ID: 'ops-laptop', QUIESCE_LOG_LEVEL: 'silent' }
 }
 
-/** Two managers (boss, deputy), a member (ann) and the emergency user (root). */
+/** The cast of test/helpers/principals.ts: two managers (boss, deputy), a member (ann) and the emergency user (root). */
 export async function addOperators (database: Database, testDatabase: TestDatabase): Promise<void> {
-  const passwordHash = await hashPassword('irrelevant-password')
-  await insertUser(database.writer, { username: 'boss', passwordHash, role: 'manager' })
-  await insertUser(database.writer, { username: 'deputy', passwordHash, role: 'manager' })
-  await insertUser(database.writer, { username: 'ann', passwordHash, role: 'member' })
-  await writeEmergencyUser(path.join(testDatabase.dataDir, 'access'), 'root', passwordHash)
+  await addPrincipals({ database, config: { accessFile: path.join(testDatabase.dataDir, 'access') } }, ['maintainer', 'manager', 'member', 'emergency'])
 }

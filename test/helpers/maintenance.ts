@@ -26,7 +26,7 @@ export async function logRowsAfter (database: Database, count: number) {
 }
 
 /** Writes the emergency user into the site's access file (replacing any other). */
-export async function addEmergencyUser (site: TestSite, name: string, password: string): Promise<void> {
+export async function addEmergencyUser (site: { config: Pick<TestSite['config'], 'accessFile'> }, name: string, password: string): Promise<void> {
   await writeEmergencyUser(site.config.accessFile, name, await hashPassword(password))
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { addUser, basicAuth, csrfTokenIn, sessionCookieOf, type Browser, type TestSite } from './app.js'
+import type { Database } from '../../app/db/database.js'
+import { addUser, basicAuth, csrfTokenIn, sessionCookieOf, type Browser } from './app.js'
 import { addEmergencyUser } from './maintenance.js'
 
 /**
@@ -22,12 +23,23 @@ export function basicOf (account: Account): string {
   return basicAuth(ACCOUNTS[account].username, ACCOUNTS[account].password)
 }
 
-/** Adds the member, the two managers and the emergency user to a fresh site. */
-export async function addPrincipals (site: TestSite): Promise<void> {
-  await addUser(site.database, ACCOUNTS.member.username, 'member', ACCOUNTS.member.password)
-  await addUser(site.database, ACCOUNTS.manager.username, 'manager', ACCOUNTS.manager.password)
-  await addUser(site.database, ACCOUNTS.maintainer.username, 'manager', ACCOUNTS.maintainer.password)
-  await addEmergencyUser(site, ACCOUNTS.emergency.username, ACCOUNTS.emergency.password)
+const EVERYONE: readonly Account[] = ['member', 'manager', 'maintainer', 'emergency']
+
+/**
+ * Adds `accounts` (everyone, unless named) to a site, in that order: the member and the two
+ * managers as users of its database, the emergency user to its access file (`config` is needed
+ * for them only).
+ */
+export async function addPrincipals (site: { database: Database, config?: { accessFile: string } }, accounts: readonly Account[] = EVERYONE): Promise<void> {
+  for (const account of accounts) {
+    const { username, password } = ACCOUNTS[account]
+    if (account === 'emergency') {
+      if (site.config === undefined) throw new Error('the emergency user goes into the access file: pass the site\'s config')
+      await addEmergencyUser({ config: site.config }, username, password)
+    } else {
+      await addUser(site.database, username, account === 'member' ? 'member' : 'manager', password)
+    }
+  }
 }
 
 let nextAddress = 0
