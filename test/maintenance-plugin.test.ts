@@ -7,6 +7,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import maintenance, {
   kyselyMaintenanceStore,
+  maintenanceInstanceDetailsMigration,
   maintenanceMigration,
   maintenanceMigrations,
   maintenanceWindowsMigration,
@@ -87,7 +88,7 @@ describe.each(DATABASE_KINDS)('the maintenance plugin in a bare Fastify app on %
   beforeAll(async () => {
     testDatabase = await createTestDatabase(kind)
     // The plugin's scheduled windows need their table since the scheduler came (see below).
-    db = await hostDatabase(testDatabase, { '0001-maintenance': maintenanceMigration, '0002-maintenance-windows': maintenanceWindowsMigration })
+    db = await hostDatabase(testDatabase, { '0001-maintenance': maintenanceMigration, '0002-maintenance-windows': maintenanceWindowsMigration, '0003-maintenance-instance-details': maintenanceInstanceDetailsMigration })
     await db.schema.createTable('note')
       .addColumn('id', 'text', (c) => c.primaryKey())
       .addColumn('author', 'text', (c) => c.notNull())

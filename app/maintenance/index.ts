@@ -18,7 +18,7 @@ export { pollingSignal, type ChangeSignal, type PollingSignalOptions } from './c
 export type { MaintenanceController } from './controller.js'
 export { InvalidOptionError, MAINTENANCE_ERRORS } from './errors.js'
 export { kyselyMaintenanceStore } from './kysely-store.js'
-export { maintenanceMigration, maintenanceMigrations, maintenanceWindowsMigration } from './migration.js'
+export { maintenanceInstanceDetailsMigration, maintenanceMigration, maintenanceMigrations, maintenanceWindowsMigration } from './migration.js'
 export type { CommitSeams, MaintenancePluginOptions } from './options.js'
 export type { InstanceView } from './registry.js'
 export { SCHEDULER, type WindowInput } from './scheduler.js'
