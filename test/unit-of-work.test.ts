@@ -24,6 +24,8 @@ async function bumpVersionBehindTheBack (database: Database, slug: string): Prom
 describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
   let site: TestSite
   const events: string[] = []
+  /** The errors requests ended in (onError), as `url: message`. */
+  const requestErrors: string[] = []
   let attemptsSeen: number[] = []
   const gates = { release: deferred(), entered: deferred() }
 
@@ -69,6 +71,12 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
           return { created: request.params.slug }
         })
         app.get('/api/t/read', async (request) => ({ hasWrites: request.unitOfWork.hasWrites, attempt: request.unitOfWork.attempt }))
+        app.get('/api/t/slow-read', async () => {
+          gates.entered.resolve()
+          await gates.release.promise
+          return { read: true }
+        })
+        app.addHook('onError', async (request, _reply, error) => { requestErrors.push(`${request.url}: ${error.message}`) })
       },
     })
     await addPrincipals(site, ['member'])
@@ -157,8 +165,31 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
     expect(await findDocument(site.database.writer, 'raw-write')).toBeUndefined()
   })
 
+  /** The site on a real port (once per suite), for clients that go away mid-request. */
+  let address: string | undefined
+  async function listening (): Promise<string> {
+    address ??= await site.app.listen({ port: 0, host: '127.0.0.1' })
+    return address
+  }
+
+  it('a client that goes away during a read ends nothing in an error: a read has nothing to refuse', async () => {
+    const address = await listening()
+    gates.entered = deferred()
+    gates.release = deferred()
+    requestErrors.length = 0
+    const request = http.request(`${address}/api/t/slow-read`, { headers: { authorization: ANN } })
+    request.on('error', () => {})
+    request.end()
+    await gates.entered.promise
+    request.destroy()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    gates.release.resolve()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(requestErrors).toEqual([])
+  })
+
   it('a client that aborts before the commit gets nothing committed and leaks nothing', async () => {
-    const address = await site.app.listen({ port: 0, host: '127.0.0.1' })
+    const address = await listening()
     gates.entered = deferred()
     gates.release = deferred()
     const request = http.request(`${address}/api/t/slow-create/uow-abort`, { method: 'POST', headers: { authorization: ANN } })

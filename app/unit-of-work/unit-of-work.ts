@@ -236,8 +236,9 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
    */
   async commit (unitOfWork: UnitOfWork<P>): Promise<void> {
     if (this.#closed) throw new Error('the unit of work engine is closed')
-    unitOfWork.signal?.throwIfAborted()
     if (unitOfWork.hasWrites) {
+      // A client that went away gets none of its writes applied; a read has nothing to refuse.
+      unitOfWork.signal?.throwIfAborted()
       try {
         for (const hook of this.#beforeCommit) await hook({ unitOfWork })
       } catch (err) {
