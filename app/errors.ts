@@ -28,7 +28,7 @@ export const RateLimitedError = createError<'QUIESCE_RATE_LIMITED', 429, [string
 export const DirectSendError = createError<'QUIESCE_DIRECT_SEND', 500, []>(
   'QUIESCE_DIRECT_SEND', 'A handler in a unit of work sent its reply before the commit; return the payload instead', 500)
 export const ReplicaError = createError<'QUIESCE_REPLICA', 503, [string]>(
-  'QUIESCE_REPLICA', '%s', 503)
+  'QUIESCE_REPLICA', 'This is a read-only copy of the site: its database is a standby that takes no changes, so nothing can be saved here and signing in is not possible. Make your change %s', 503)
 export const InternalError = createError<'QUIESCE_INTERNAL', 500, []>(
   'QUIESCE_INTERNAL', 'Something went wrong on our side; nothing was saved', 500)
 
@@ -67,8 +67,7 @@ export function databaseUnavailable (cause: unknown, options: { committing?: boo
  * change something, sign in, or open a page that needs them signed in: `503 QUIESCE_REPLICA`.
  */
 export function readOnlyCopyRefusal (primaryOrigin: string | null): InstanceType<typeof ReplicaError> {
-  const where = primaryOrigin === null ? 'on the primary site' : `at ${primaryOrigin}`
-  return new ReplicaError(`This is a read-only copy of the site: its database is a standby that takes no changes, so nothing can be saved here and signing in is not possible. Make your change ${where}`)
+  return new ReplicaError(primaryOrigin === null ? 'on the primary site' : `at ${primaryOrigin}`)
 }
 
 export type FieldErrors = Record<string, string>

@@ -204,12 +204,13 @@ const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async function authPlu
   })
 
   // On a read-only copy nobody can sign in: saying "sign in first" would send people in circles.
+  const readOnlyCopy = readOnlyCopyRefusal(fastify.config.primaryOrigin)
   fastify.decorate('requireSignedIn', async function requireSignedIn (request: FastifyRequest) {
-    if (fastify.db.standby) throw readOnlyCopyRefusal(fastify.config.primaryOrigin)
+    if (fastify.db.standby) throw readOnlyCopy
     signedIn(request)
   })
   fastify.decorate('requireManager', async function requireManager (request: FastifyRequest) {
-    if (fastify.db.standby) throw readOnlyCopyRefusal(fastify.config.primaryOrigin)
+    if (fastify.db.standby) throw readOnlyCopy
     if (!signedIn(request).canManage) throw MANAGERS_ONLY
   })
 

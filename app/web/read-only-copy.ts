@@ -17,11 +17,12 @@ export interface ReadOnlyCopyOptions {
  * instance serves normally as soon as its standby is found promoted, without a restart.
  */
 const readOnlyCopyPlugin: FastifyPluginAsync<ReadOnlyCopyOptions> = async function readOnlyCopyPlugin (fastify, options) {
+  const refusal = readOnlyCopyRefusal(options.primaryOrigin)
   fastify.addHook('onRequest', async function refuseChangesOnCopy (request, reply) {
     if (!fastify.db.standby) return
     // Every answer of a read-only copy is served from a replica (replica reads name theirs).
     reply.header('quiesce-replica', 'standby')
-    if (UNSAFE_METHODS.has(request.method)) throw readOnlyCopyRefusal(options.primaryOrigin)
+    if (UNSAFE_METHODS.has(request.method)) throw refusal
   })
 }
 
