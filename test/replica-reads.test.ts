@@ -12,8 +12,9 @@ import { PrimaryPositions, replicaCouldNotServe } from '../app/db/replicas.js'
 import { formatWalPosition, parseWalPosition } from '../app/db/wal-position.js'
 import { assertVersionMatched } from '../app/unit-of-work/unit-of-work.js'
 import { READ_AFTER_COOKIE } from '../app/web/replica-reads.js'
-import { addUser, basicAuth, signIn, testConfig, type Browser } from './helpers/app.js'
+import { addUser, basicAuth, testConfig, type Browser } from './helpers/app.js'
 import { PostgresServer } from './helpers/postgres-server.js'
+import { addPrincipals, signedInBrowser } from './helpers/principals.js'
 import { until } from './helpers/wait.js'
 
 const BOB = basicAuth('bob', 'bob-password')
@@ -107,7 +108,7 @@ describe('reads from a hot standby', () => {
       replicas: { urls: [standby.url('quiesce')], maxLagMs: 2000 },
     })
     database = await openDatabase(config.database, { replicas: config.replicas })
-    await addUser(database, 'ann', 'member')
+    await addPrincipals({ database }, ['member'])
     await addUser(database, 'bob', 'member')
     app = await buildApp({ config, database })
     // A read that writes what it read, with an optimistic check (a view counter, say): what it
@@ -130,7 +131,7 @@ describe('reads from a hot standby', () => {
       return { slept: true }
     })
     await app.ready()
-    ann = await signIn(app, 'ann', 'ann-password')
+    ann = await signedInBrowser(app, 'member')
     await replicaUsable()
   }, 60_000)
 

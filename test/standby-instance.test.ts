@@ -6,12 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../app/app.js'
 import type { Config } from '../app/config.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { addUser, basicAuth, csrfTokenIn, sessionCookieOf, testConfig } from './helpers/app.js'
+import { csrfTokenIn, sessionCookieOf, testConfig } from './helpers/app.js'
 import { readState, switchTo } from './helpers/maintenance.js'
 import { PostgresServer } from './helpers/postgres-server.js'
+import { addPrincipals, basicOf } from './helpers/principals.js'
 import { until } from './helpers/wait.js'
 
-const BOSS = basicAuth('boss', 'boss-password')
+const BOSS = basicOf('maintainer')
 const PRIMARY_ORIGIN = 'https://docs.example.org'
 
 /**
@@ -40,7 +41,7 @@ describe('an instance on a hot standby', () => {
     primaryDb = await openDatabase(primaryConfig.database)
     primary = await buildApp({ config: primaryConfig, database: primaryDb })
     await primary.ready()
-    await addUser(primaryDb, 'boss', 'manager')
+    await addPrincipals({ database: primaryDb }, ['maintainer'])
     const saved = await primary.inject({ method: 'PUT', url: '/api/docs/replicated', headers: { authorization: BOSS }, payload: { title: 'Replicated', body: 'written on the primary, read on the copy' } })
     expect(saved.statusCode, saved.body).toBe(201)
 
