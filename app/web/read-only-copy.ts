@@ -13,16 +13,22 @@ export interface ReadOnlyCopyOptions {
  * An instance on a hot standby serves the site read-only by itself, as NEO's backup cluster
  * serves its clients: pages and search work, and every unsafe request is refused at once with
  * `503 QUIESCE_REPLICA` (before sessions or credentials are looked at: nothing here could be
- * saved). Every answer says `Quiesce-Replica: standby`. It asks the database each time, so the
- * instance serves normally as soon as its standby is found promoted, without a restart.
+ * saved). Every answer says `Quiesce-Replica: standby`. A database is a standby from the start
+ * or never (a primary does not become one without a restart), so an instance on a primary adds
+ * no hook at all; on a standby the hook asks each time, and lets everything through once the
+ * standby is found promoted, without a restart.
  */
 const readOnlyCopyPlugin: FastifyPluginAsync<ReadOnlyCopyOptions> = async function readOnlyCopyPlugin (fastify, options) {
+  if (!fastify.db.standby) return
   const refusal = readOnlyCopyRefusal(options.primaryOrigin)
-  fastify.addHook('onRequest', async function refuseChangesOnCopy (request, reply) {
-    if (!fastify.db.standby) return
+  fastify.addHook('onRequest', function refuseChangesOnCopy (request, reply, done) {
+    if (!fastify.db.standby) {
+      done()
+      return
+    }
     // Every answer of a read-only copy is served from a replica (replica reads name theirs).
     reply.header('quiesce-replica', 'standby')
-    if (UNSAFE_METHODS.has(request.method)) throw refusal
+    done(UNSAFE_METHODS.has(request.method) ? refusal : undefined)
   })
 }
 
