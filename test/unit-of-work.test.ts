@@ -172,12 +172,15 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
     return address
   }
 
-  it('a client that goes away during a read ends nothing in an error: a read has nothing to refuse', async () => {
+  /**
+   * Sends `method path` over a real connection and goes away while its handler waits at the
+   * gates; then lets the handler finish, and gives the server a moment to end the request.
+   */
+  async function goAwayDuring (method: string, path: string): Promise<void> {
     const address = await listening()
     gates.entered = deferred()
     gates.release = deferred()
-    requestErrors.length = 0
-    const request = http.request(`${address}/api/t/slow-read`, { headers: { authorization: ANN } })
+    const request = http.request(`${address}${path}`, { method, headers: { authorization: ANN } })
     request.on('error', () => {})
     request.end()
     await gates.entered.promise
@@ -185,21 +188,16 @@ describe.each(DATABASE_KINDS)('unit of work on %s', (kind) => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     gates.release.resolve()
     await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  it('a client that goes away during a read ends nothing in an error: a read has nothing to refuse', async () => {
+    requestErrors.length = 0
+    await goAwayDuring('GET', '/api/t/slow-read')
     expect(requestErrors).toEqual([])
   })
 
   it('a client that aborts before the commit gets nothing committed and leaks nothing', async () => {
-    const address = await listening()
-    gates.entered = deferred()
-    gates.release = deferred()
-    const request = http.request(`${address}/api/t/slow-create/uow-abort`, { method: 'POST', headers: { authorization: ANN } })
-    request.on('error', () => {})
-    request.end()
-    await gates.entered.promise
-    request.destroy()
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    gates.release.resolve()
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await goAwayDuring('POST', '/api/t/slow-create/uow-abort')
     expect(await findDocument(site.database.writer, 'uow-abort')).toBeUndefined()
     expect(events).toEqual([])
     // The database is still usable for everyone else.
