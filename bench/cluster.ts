@@ -36,7 +36,7 @@
  *   BENCH_CONNECTIONS=10  reads: autocannon connections
  *   BENCH_ONLY=propagation,own-writes,reads   the parts to run
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -45,7 +45,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PostgresServer } from '../test/helpers/postgres-server.js'
 import {
-  ROOT, RESULTS_DIR, basicAuth, ensureBuilt, envNumber, fmt, getRun, gitState, httpRequest, load, machine, median, onCleanup, percentile,
+  ROOT, basicAuth, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load, machine, median, onCleanup, percentile,
   queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, type RunResult, type Server,
 } from './lib.js'
 
@@ -271,16 +271,7 @@ async function main (): Promise<void> {
   console.log(`\n== summary (load at start ${(report.loadAtStart as number).toFixed(1)}, now ${load().loadavg1.toFixed(1)}) ==`)
   console.log(table(['part', 'measure', 'value'], summary.map((row) => [row.part, row.measure, row.value])))
   report.summary = summary
-  report.failures = failures
-  report.wallSeconds = (performance.now() - began) / 1000
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  const file = path.join(RESULTS_DIR, `cluster-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults: ${path.relative(ROOT, file)} (wall time ${fmt((performance.now() - began) / 1000, 1)} s)`)
-  if (failures.length > 0) {
-    console.log(`FAILED checks:\n  ${failures.join('\n  ')}`)
-    process.exitCode = 1
-  }
+  finishReport('cluster', report, failures, began)
 }
 
 await runMain(main)

@@ -21,13 +21,13 @@
  *   BENCH_KEEP=1          keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import BetterSqlite3 from 'better-sqlite3'
 import {
-  APP_BIN, ROOT, RESULTS_DIR, basicAuth, checkVersions, documentVersions, ensureBuilt, envNumber, fmt, getRun, gitState, load, machine, median,
+  APP_BIN, ROOT, basicAuth, checkVersions, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, load, machine, median,
   onCleanup, putRun, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type RunResult, type Server, type Tally, type WriteRunResult,
 } from './lib.js'
 
@@ -133,18 +133,7 @@ async function main (): Promise<void> {
   const logLines = { 'app-sqlite': sqliteApp.logLines, ...(report.write as { appLogLines?: Record<string, number> } | undefined)?.appLogLines }
   report.appLogLines = logLines
   console.log(`\napp log lines (level warn and above) while measured: ${Object.entries(logLines).map(([name, lines]) => `${name} ${lines}`).join(', ')}`)
-  report.loadAtEnd = load().loadavg1
-  report.finishedAt = new Date().toISOString()
-  report.failures = failures
-  report.wallSeconds = (performance.now() - began) / 1000
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  const file = path.join(RESULTS_DIR, `docs-throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults: ${path.relative(ROOT, file)} (wall time ${fmt(performance.now() / 1000 - began / 1000, 1)} s; load now ${load().loadavg1.toFixed(1)}, this benchmark included)`)
-  if (failures.length > 0) {
-    console.log(`FAILED checks:\n  ${failures.join('\n  ')}`)
-    process.exitCode = 1
-  }
+  finishReport('docs-throughput', report, failures, began, `; load now ${load().loadavg1.toFixed(1)}, this benchmark included`)
 }
 
 async function readPart (app: Server, sqliteFile: string, slug: string, appCommand: string): Promise<void> {

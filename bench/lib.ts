@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -497,6 +497,26 @@ export function httpRequest (agent: http.Agent, url: string, method: string, hea
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
+
+/**
+ * The end of a benchmark run: the failed checks, the load and the time go into `report`, which
+ * is written to bench/results/NAME-<time>.json; the failed checks are printed and make the exit
+ * code 1. `note` follows the wall time on the line that names the file.
+ */
+export function finishReport (name: string, report: Record<string, unknown>, failures: string[], began: number, note = ''): void {
+  report.loadAtEnd = load().loadavg1
+  report.finishedAt = new Date().toISOString()
+  report.failures = failures
+  report.wallSeconds = (performance.now() - began) / 1000
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  const file = path.join(RESULTS_DIR, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
+  console.log(`\nresults: ${path.relative(ROOT, file)} (wall time ${fmt((performance.now() - began) / 1000, 1)} s${note})`)
+  if (failures.length > 0) {
+    console.log(`FAILED checks:\n  ${failures.join('\n  ')}`)
+    process.exitCode = 1
+  }
+}
 
 /** Nearest-rank percentile (p in 0..100) of the values. */
 export function percentile (values: number[], p: number): number {

@@ -45,14 +45,14 @@
  *   BENCH_KEEP=1           keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  ROOT, RESULTS_DIR, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, envNumber, fmt, getRun, gitState, httpRequest, load,
+  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load,
   machine, median, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
   type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
 } from './lib.js'
@@ -415,18 +415,7 @@ async function main (): Promise<void> {
   console.log(`\n== summary (load at start ${(report.loadAtStart as number).toFixed(1)}, now ${load().loadavg1.toFixed(1)}, ${os.cpus().length} CPUs) ==`)
   console.log(table(['part', 'database', 'measure', 'value', 'target', ''], summary.map((row) => [row.part, row.database, row.measure, row.value, row.target, row.met === null ? '' : row.met ? 'MET' : 'NOT MET'])))
   report.summary = summary
-  report.loadAtEnd = load().loadavg1
-  report.finishedAt = new Date().toISOString()
-  report.failures = failures
-  report.wallSeconds = (performance.now() - began) / 1000
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  const file = path.join(RESULTS_DIR, `maintenance-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults: ${path.relative(ROOT, file)} (wall time ${fmt((performance.now() - began) / 1000, 1)} s)`)
-  if (failures.length > 0) {
-    console.log(`FAILED checks:\n  ${failures.join('\n  ')}`)
-    process.exitCode = 1
-  }
+  finishReport('maintenance', report, failures, began)
 }
 
 /** Seeds the documents and adds the manager and the member; returns the slugs. */

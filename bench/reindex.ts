@@ -42,14 +42,14 @@
  *   BENCH_KEEP=1             keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  ROOT, RESULTS_DIR, DOC_BODY, basicAuth, copySqlite, cpuMicros, ensureBuilt, envNumber, fmt, gitState, httpRequest, load, machine, median,
+  ROOT, DOC_BODY, basicAuth, copySqlite, cpuMicros, ensureBuilt, finishReport, envNumber, fmt, gitState, httpRequest, load, machine, median,
   onCleanup, percentile, queryDatabase, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type Server,
 } from './lib.js'
 
@@ -439,18 +439,7 @@ async function main (): Promise<void> {
 
   report.results = results
   report.ratios = ratios
-  report.loadAtEnd = load().loadavg1
-  report.finishedAt = new Date().toISOString()
-  report.failures = failures
-  report.wallSeconds = (performance.now() - began) / 1000
-  mkdirSync(RESULTS_DIR, { recursive: true })
-  const file = path.join(RESULTS_DIR, `reindex-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
-  console.log(`\nresults: ${path.relative(ROOT, file)} (wall time ${fmt((performance.now() - began) / 1000, 1)} s)`)
-  if (failures.length > 0) {
-    console.log(`FAILED checks:\n  ${failures.join('\n  ')}`)
-    process.exitCode = 1
-  }
+  finishReport('reindex', report, failures, began)
 }
 
 await runMain(main)
