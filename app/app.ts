@@ -126,6 +126,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       alwaysOpenPrefixes: ['/static/'],
       standby: () => options.database.standby,
       describeInstance: () => ({ database: describeDatabase(options.database) }),
+      ...options.database.primaryRegistry !== undefined && { registryStore: kyselyMaintenanceStore(options.database.primaryRegistry) },
     })
 
     await app.register(tasksPlugin, options.tasks ?? {})

@@ -20,6 +20,7 @@ const EnvSchema = Type.Object({
   QUIESCE_LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
   QUIESCE_PRIMARY_ORIGIN: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/\\S*)?$' })),
   QUIESCE_REPLICA_URLS: Type.Optional(Type.String()),
+  QUIESCE_PRIMARY_DATABASE_URL: Type.Optional(Type.String()),
   // Below the replicas' poll interval (100 ms) every replica would flap in and out.
   QUIESCE_REPLICA_MAX_LAG_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 3_600_000 }),
 })
@@ -51,6 +52,11 @@ export interface Config {
   logLevel: typeof LOG_LEVELS[number]
   /** Where the primary site is, for the pages of an instance on a standby database (null: not said). */
   primaryOrigin: string | null
+  /**
+   * For an instance on a standby database: the primary's connection string, where it registers
+   * so that the primary's control panel lists it (null: it registers nowhere while a standby).
+   */
+  primaryDatabaseUrl: string | null
 }
 
 export class ConfigError extends Error {
@@ -87,6 +93,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     retryAfterSeconds: parsed.QUIESCE_RETRY_AFTER,
     logLevel: parsed.QUIESCE_LOG_LEVEL,
     primaryOrigin: parsed.QUIESCE_PRIMARY_ORIGIN?.replace(/\/$/, '') ?? null,
+    primaryDatabaseUrl: parsePrimaryDatabaseUrl(parsed.QUIESCE_PRIMARY_DATABASE_URL, database),
   }
 }
 
@@ -127,6 +134,19 @@ export function parseReplicaUrls (list: string, primary: DatabaseUrl): string[] 
     seen.set(server, index + 1)
   })
   return urls
+}
+
+/**
+ * QUIESCE_PRIMARY_DATABASE_URL: the primary of the standby in QUIESCE_DATABASE_URL. Whether that
+ * database is a standby is known only once it is open (and it stops being one when promoted).
+ */
+export function parsePrimaryDatabaseUrl (url: string | undefined, database: DatabaseUrl): string | null {
+  if (url === undefined || url.trim() === '') return null
+  const name = 'QUIESCE_PRIMARY_DATABASE_URL'
+  if (database.kind !== 'postgres') throw new ConfigError(`invalid configuration: ${name} needs a postgres:// QUIESCE_DATABASE_URL (a standby's)`)
+  if (!/^postgres(ql)?:\/\//.test(url) || !URL.canParse(url)) throw new ConfigError(`invalid configuration: ${name} is not a valid postgres:// URL`)
+  if (serverOf(url) === serverOf(database.url)) throw new ConfigError(`invalid configuration: ${name} is QUIESCE_DATABASE_URL itself; it is the primary of that standby`)
+  return url
 }
 
 /** Host, port and database of a connection string: what makes two URLs the same server's database. */

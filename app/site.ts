@@ -22,10 +22,12 @@ interface Site {
  */
 export async function openSite (config: Config, logger: FastifyServerOptions['logger']): Promise<Site> {
   ensureSessionSecret(config)
-  const database = await openDatabase(config.database, { replicas: config.replicas })
+  const database = await openDatabase(config.database, { replicas: config.replicas, primaryUrl: config.primaryDatabaseUrl })
   try {
     const firstManager = await setUpNewSite(database)
-    return { app: await buildApp({ config, database, logger }), firstManager }
+    const app = await buildApp({ config, database, logger })
+    if (config.primaryDatabaseUrl !== null && !database.standby) app.log.warn('QUIESCE_PRIMARY_DATABASE_URL is not used: QUIESCE_DATABASE_URL is a primary, where this instance registers itself')
+    return { app, firstManager }
   } catch (err) {
     await database.destroy()
     throw err

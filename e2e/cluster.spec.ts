@@ -36,7 +36,7 @@ test.beforeAll(async () => {
   standby = await primary.createStandby()
   const readsOnReplica = { env: { QUIESCE_REPLICA_URLS: standby.url() } }
   instances.push(await startInstance(site, 'e2e-a', readsOnReplica), await startInstance(site, 'e2e-b', readsOnReplica))
-  instances.push(await startInstance({ ...site, url: { kind: 'postgres', url: standby.url() } }, 'e2e-c-standby', { env: { QUIESCE_PRIMARY_ORIGIN: instances[0]!.url } }))
+  instances.push(await startInstance({ ...site, url: { kind: 'postgres', url: standby.url() } }, 'e2e-c-standby', { env: { QUIESCE_PRIMARY_ORIGIN: instances[0]!.url, QUIESCE_PRIMARY_DATABASE_URL: primary.url() } }))
 })
 
 test.afterAll(async () => {
@@ -59,8 +59,11 @@ test('a switch on one instance reaches the others and the read-only copy live; a
   await mariaPage.goto('/')
   await signIn(mariaPage, maria)
   await mariaPage.goto('/manage')
-  // The panel shows each instance's database: the primary, reading from the replica.
-  await expect(mariaPage.getByRole('region', { name: 'Instances' }).getByRole('row').filter({ hasText: 'e2e-b' })).toContainText(/PostgreSQL primary; reads on replica-1 \(\d+ ms, \d+ bytes behind\)/, { timeout: 10_000 })
+  // The panel shows each instance's database: the primary, reading from the replica; and C,
+  // which registers in the primary's registry (QUIESCE_PRIMARY_DATABASE_URL), on the standby.
+  const instanceRows = mariaPage.getByRole('region', { name: 'Instances' }).getByRole('row')
+  await expect(instanceRows.filter({ hasText: 'e2e-b' })).toContainText(/PostgreSQL primary; reads on replica-1 \(\d+ ms, \d+ bytes behind\)/, { timeout: 10_000 })
+  await expect(instanceRows.filter({ hasText: 'e2e-c-standby' })).toContainText('PostgreSQL standby (a read-only copy)', { timeout: 10_000 })
   // A visitor's page on B is read from the replica.
   await expect.poll(async () => (await request.get(`${b.url}/docs/${slug}`)).headers()['quiesce-replica'], { timeout: 10_000 }).toBe('replica-1')
   const annPage = await (await browser.newContext({ baseURL: b.url })).newPage()
@@ -76,6 +79,9 @@ test('a switch on one instance reaches the others and the read-only copy live; a
   // Without a reload: B's page and the copy's page follow their instance's event stream.
   await expect(annPage.locator('#maintenance-banner')).toContainText(`Concurrent (read-only) maintenance: Reindex ${suffix}`)
   await expect(visitor.locator('#maintenance-banner')).toContainText(`Concurrent (read-only) maintenance: Reindex ${suffix}`)
+  // Every instance, the copy included, applied the switch: the panel says so live.
+  const { version } = await (await request.get(`${a.url}/healthz`)).json() as { version: number }
+  for (const id of ['e2e-a', 'e2e-b', 'e2e-c-standby']) await expect(instanceRows.filter({ hasText: id })).toContainText(`${version} ✓ applied`, { timeout: 10_000 })
 
   const typed = `Grease the pawls, not the brake band (${suffix}).`
   await annPage.getByLabel('Text').fill(typed)

@@ -48,6 +48,7 @@ describe('loadConfig', () => {
       retryAfterSeconds: 300,
       logLevel: 'info',
       primaryOrigin: null,
+      primaryDatabaseUrl: null,
     })
   })
 
@@ -78,6 +79,7 @@ describe('loadConfig', () => {
       QUIESCE_PRIMARY_ORIGIN: 'https://docs.example.org/',
       QUIESCE_REPLICA_URLS: 'postgres://quiesce@replica-1.example/site, postgres://quiesce@replica-2.example:6432/site',
       QUIESCE_REPLICA_MAX_LAG_MS: '500',
+      QUIESCE_PRIMARY_DATABASE_URL: 'postgres://quiesce@primary.example/site',
     })
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -92,6 +94,7 @@ describe('loadConfig', () => {
       retryAfterSeconds: 60,
       logLevel: 'warn',
       primaryOrigin: 'https://docs.example.org',
+      primaryDatabaseUrl: 'postgres://quiesce@primary.example/site',
     })
   })
 
@@ -154,6 +157,17 @@ describe('loadConfig', () => {
     ['a replica twice', { QUIESCE_DATABASE_URL: 'postgres://db.example/site', QUIESCE_REPLICA_URLS: 'postgres://r1.example/site,postgres://r2.example/site,postgres://r1.example:5432/site' },
       'invalid configuration: QUIESCE_REPLICA_URLS entry 3 is the same replica as entry 1'],
   ])('refuses QUIESCE_REPLICA_URLS %s', (_case, env, message) => {
+    expect(configErrorOf(env).message).toBe(message)
+  })
+
+  it.each([
+    ['with SQLite', { QUIESCE_PRIMARY_DATABASE_URL: 'postgres://primary.example/site' },
+      'invalid configuration: QUIESCE_PRIMARY_DATABASE_URL needs a postgres:// QUIESCE_DATABASE_URL (a standby\'s)'],
+    ['a URL that is not postgres://', { QUIESCE_DATABASE_URL: 'postgres://standby.example/site', QUIESCE_PRIMARY_DATABASE_URL: 'mysql://primary.example/site' },
+      'invalid configuration: QUIESCE_PRIMARY_DATABASE_URL is not a valid postgres:// URL'],
+    ['the standby itself', { QUIESCE_DATABASE_URL: 'postgres://u@standby.example/site', QUIESCE_PRIMARY_DATABASE_URL: 'postgresql://v@STANDBY.example:5432/site' },
+      'invalid configuration: QUIESCE_PRIMARY_DATABASE_URL is QUIESCE_DATABASE_URL itself; it is the primary of that standby'],
+  ])('refuses QUIESCE_PRIMARY_DATABASE_URL %s', (_case, env, message) => {
     expect(configErrorOf(env).message).toBe(message)
   })
 

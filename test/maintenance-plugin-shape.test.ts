@@ -144,7 +144,8 @@ describe('the maintenance plugin\'s options', () => {
     ['a retryAfterSeconds of 0', { retryAfterSeconds: 0 }, 'option "retryAfterSeconds" must be a whole number of seconds from 1 to 9007199254740991, not 0'],
     ['alwaysOpenPrefixes as one string', { alwaysOpenPrefixes: '/static/' }, 'option "alwaysOpenPrefixes" must be an array of non-empty strings, not "/static/"'],
     ['routes as text', { routes: 'no' }, 'option "routes" must be true or false, not "no"'],
-    ['a misspelt option', { heartbeat: 1000 }, 'unknown option "heartbeat"; the options are store, unitOfWork, principalOf, identify, changeSignal, instanceId, retryAfterSeconds, alwaysOpenPrefixes, heartbeatMs, scheduleMs, routes, standby, describeInstance'],
+    ['a registry store without removeInstance()', { registryStore: { heartbeat: async () => {} } }, 'option "registryStore" must be a store with heartbeat() and removeInstance(): removeInstance() is missing or not a function'],
+    ['a misspelt option', { heartbeat: 1000 }, 'unknown option "heartbeat"; the options are store, unitOfWork, principalOf, identify, changeSignal, instanceId, retryAfterSeconds, alwaysOpenPrefixes, heartbeatMs, scheduleMs, routes, standby, describeInstance, registryStore'],
   ]
 
   it.each(refusals)('refuse %s at registration, naming the option', async (_case, options, message) => {

@@ -47,7 +47,7 @@ describe('an instance on a hot standby', () => {
 
     standbyServer = await primaryServer.createStandby()
     const standbyConfig = config(standbyServer.url(), 'on-standby')
-    standbyDb = await openDatabase(standbyConfig.database)
+    standbyDb = await openDatabase(standbyConfig.database, { primaryUrl: primaryServer.url() })
     standby = await buildApp({ config: standbyConfig, database: standbyDb })
     await standby.ready()
   }, 120_000)
@@ -139,6 +139,41 @@ describe('an instance on a hot standby', () => {
     await until('the standby instance applied normal', async () => (await readState(standby)).mode === 'normal' || undefined, 10_000)
   })
 
+  it('is listed in the primary\'s control panel as a standby, with the version it applied', async () => {
+    const switched = await switchTo(primary, BOSS, 'concurrent', { reason: 'listed' })
+    const standbyRow = async () => {
+      const listed = await primary.inject({ url: '/api/instances', headers: { authorization: BOSS } })
+      expect(listed.statusCode).toBe(200)
+      const instances = listed.json<{ instances: Array<{ id: string, stateVersion: number, applied: boolean, stale: boolean, details: { database: { role: string, label: string } } }> }>().instances
+      return instances.find((instance) => instance.id === 'on-standby')
+    }
+    const row = await until('the standby instance heartbeat the replicated version into the primary', async () => {
+      const found = await standbyRow()
+      return found?.stateVersion === switched.version ? found : undefined
+    }, 10_000)
+    expect(row).toMatchObject({ applied: true, stale: false, details: { database: { role: 'standby', label: 'PostgreSQL standby (a read-only copy)' } } })
+    const panel = await primary.inject({ url: '/manage', headers: { authorization: BOSS, accept: 'text/html' } })
+    expect(panel.body).toContain('on-standby')
+    expect(panel.body).toContain('PostgreSQL standby (a read-only copy)')
+    await switchTo(primary, BOSS, 'normal')
+  })
+
+  it('serves on while the primary is down (its registry there is only where it is listed), and is listed again after', async () => {
+    await primaryServer.stop()
+    const stoppedAt = new Date().toISOString()
+    try {
+      // Two heartbeats (2 s apart) fail to reach the primary's registry; the copy stays healthy.
+      await new Promise((resolve) => setTimeout(resolve, 4500))
+      expect((await standby.inject({ url: '/healthz' })).json()).toMatchObject({ status: 'replica' })
+      const page = await standby.inject({ url: '/docs/replicated' })
+      expect(page.statusCode).toBe(200)
+      expect(page.body).toContain('written on the primary, read on the copy')
+    } finally {
+      await primaryServer.start()
+    }
+    await until('the standby instance is listed again', async () => (await primaryServer.query(`select id from maintenance_instance where id = 'on-standby' and heartbeat_at > '${stoppedAt}'`)).length === 1 || undefined, 15_000)
+  }, 30_000)
+
   it('serves normally once its standby is promoted, without a restart', async () => {
     await standbyServer.promote()
     await until('the instance noticed the promotion', async () => (await standby.inject({ url: '/healthz' })).json().status === 'ok' || undefined, 10_000)
@@ -150,8 +185,12 @@ describe('an instance on a hot standby', () => {
     expect(page.body).toContain('name="password"')
     expect(page.body).not.toContain('read-only copy')
     expect(page.headers['quiesce-replica']).toBeUndefined()
-    // It registers itself and heartbeats like any instance.
-    await until('the promoted instance registered', async () => (await standbyServer.query("select id from maintenance_instance where id = 'on-standby'")).length === 1 || undefined, 10_000)
+    // It registers itself in its own database and heartbeats like any instance, and leaves the
+    // former primary's registry (the row there replicated here too, so wait for a fresh beat).
+    const promotedAt = new Date().toISOString()
+    await until('the promoted instance registered', async () => (await standbyServer.query(`select id from maintenance_instance where id = 'on-standby' and heartbeat_at > '${promotedAt}'`)).length === 1 || undefined, 10_000)
+    expect(await standbyServer.query("select details::json->'database'->>'role' as role from maintenance_instance where id = 'on-standby'")).toEqual([{ role: 'primary' }])
+    await until('the former primary no longer lists it', async () => (await primaryServer.query("select id from maintenance_instance where id = 'on-standby'")).length === 0 || undefined, 10_000)
   })
 })
 

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DatabaseUrl } from '../config.js'
 import { migrateToLatest } from './migrate.js'
-import { openPostgres, POSTGRES_TIMEOUTS, redactPassword, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
+import { openPostgres, openRegistryWriter, POSTGRES_TIMEOUTS, redactPassword, withMigrationConnection, type PostgresTimeouts } from './postgres.js'
 import { Replicas, type ReplicaOptions } from './replicas.js'
 import type { DB } from './schema.js'
 import { openSqlite, openSqliteReader } from './sqlite.js'
@@ -34,6 +34,11 @@ export interface Database {
   /** PostgreSQL with QUIESCE_REPLICA_URLS only: hot standbys that requests may read from. */
   replicas?: Replicas
   /**
+   * A standby with QUIESCE_PRIMARY_DATABASE_URL only: a connection to the primary, where the
+   * instance registers (the standby's own registry is the primary's, replicated, and read-only).
+   */
+  primaryRegistry?: Kysely<DB>
+  /**
    * A reader for one long read-only snapshot (an export) that holds up no request. SQLite: a
    * read-only connection of its own (every request of this instance reads through the one
    * reader connection). PostgreSQL: the reader pool (a snapshot takes one of its connections).
@@ -54,6 +59,8 @@ interface OpenDatabaseOptions {
   timeouts?: Partial<PostgresTimeouts>
   /** PostgreSQL only: hot standbys of the primary to read from (the server passes QUIESCE_REPLICA_URLS). */
   replicas?: ReplicaOptions
+  /** PostgreSQL only: if the database is a standby, its primary's URL, to register there (QUIESCE_PRIMARY_DATABASE_URL). */
+  primaryUrl?: string | null
 }
 
 /** Opens the database and brings its schema up to date before anything reads from it. */
@@ -91,8 +98,10 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     ? new Replicas(url.url, options.replicas, onIdleError)
     : undefined
   let watch: StandbyWatch | undefined
+  let primaryRegistry: Kysely<DB> | undefined
   const destroy = async () => {
     watch?.stop()
+    await primaryRegistry?.destroy()
     await replicas?.close()
     await handles.reader.destroy()
     await handles.writer.destroy()
@@ -107,7 +116,10 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
       await assertSchemaCurrent(db)
       return true
     }, timeouts)
-    if (standby) watch = new StandbyWatch(handles.reader)
+    if (standby) {
+      watch = new StandbyWatch(handles.reader)
+      if (options.primaryUrl != null) primaryRegistry = openRegistryWriter(options.primaryUrl, onIdleError, timeouts)
+    }
   } catch (err) {
     await destroy()
     throw err
@@ -121,6 +133,7 @@ export async function openDatabase (url: DatabaseUrl, options: OpenDatabaseOptio
     get standby () { return watch?.standby ?? false },
     onPromoted (listener) { watch?.onPromoted(listener) },
     replicas,
+    primaryRegistry,
     openSnapshotReader: () => ({ db: handles.reader, async close () {} }),
     destroy,
   }

@@ -75,6 +75,20 @@ export function openReader (url: string, onIdleError: (err: Error) => void, time
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(readPool, onFailure) }) })
 }
 
+/**
+ * A standby instance's one connection to its primary, for its heartbeat in the primary's
+ * registry only. The standby serves without it: a heartbeat that fails is logged and tried again.
+ */
+export function openRegistryWriter (url: string, onIdleError: (err: Error) => void, timeouts: PostgresTimeouts): Kysely<DB> {
+  const pool = new pg.Pool({
+    ...poolOptions(url, timeouts, 1),
+    application_name: 'quiesce-registry',
+    options: `-c statement_timeout=${timeouts.statementMs}`,
+  })
+  pool.on('error', onIdleError)
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingBrokenClients(pool) }) })
+}
+
 function poolOptions (url: string, timeouts: PostgresTimeouts, poolSize: number): pg.PoolConfig {
   return {
     connectionString: url,

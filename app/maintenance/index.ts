@@ -42,7 +42,7 @@ const plugin: FastifyPluginAsync<MaintenancePluginOptions> = async function main
   const { store, instanceId, changeSignal } = options
   const cache = await StateCache.load(store)
   const tracker = new RequestTracker()
-  const registry = new InstanceRegistry(fastify, { store, cache, tracker, instanceId, heartbeatMs: options.heartbeatMs, standby: options.standby, describeInstance: options.describeInstance })
+  const registry = new InstanceRegistry(fastify, { store, cache, tracker, instanceId, heartbeatMs: options.heartbeatMs, standby: options.standby, registryStore: options.registryStore, describeInstance: options.describeInstance })
   const scheduler = new Scheduler({ store, cache, instanceId, scheduleMs: options.scheduleMs, log: fastify.log, standby: options.standby })
   const retryAfter = () => retryAfterSeconds(cache.state, options.retryAfterSeconds)
   cache.subscribe(() => registry.requestHeartbeat())

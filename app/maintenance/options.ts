@@ -54,10 +54,16 @@ export interface MaintenancePluginOptions {
    * replicas): a JSON object, asked at each heartbeat and for the control panel's live row.
    */
   describeInstance?: () => Record<string, unknown> | null
+  /**
+   * Where this instance registers and heartbeats while `standby()` says its own database takes
+   * no writes: the primary's store (`kyselyMaintenanceStore(primary)`), so that the primary's
+   * control panel lists it. Without one, an instance on a standby registers nowhere.
+   */
+  registryStore?: Pick<MaintenanceStore, 'heartbeat' | 'removeInstance'>
 }
 
 /** The options with every default filled in. */
-export type ResolvedOptions = Required<Omit<MaintenancePluginOptions, 'changeSignal'>> & Pick<MaintenancePluginOptions, 'changeSignal'>
+export type ResolvedOptions = Required<Omit<MaintenancePluginOptions, 'changeSignal' | 'registryStore'>> & Pick<MaintenancePluginOptions, 'changeSignal' | 'registryStore'>
 
 /** The methods a store has: `true` required, `false` optional. */
 const STORE_METHODS = {
@@ -84,6 +90,8 @@ export const COMMIT_SEAMS = {
   onBeforeCommit: false,
   stampCommits: false,
 } satisfies Record<keyof CommitSeams, boolean>
+
+const REGISTRY_STORE_METHODS = { heartbeat: true, removeInstance: true }
 
 const CHANGE_SIGNAL_METHODS = { start: true, stop: true } satisfies Record<keyof ChangeSignal, boolean>
 
@@ -209,7 +217,7 @@ export const OPTIONS: Record<keyof MaintenancePluginOptions, OptionRule> = {
     required: false,
     default: DEFAULTS.standby,
     shownDefault: 'never',
-    description: 'whether the database is a read-only standby now: no registration, heartbeats or scheduled switches (the state is read, and a read is the heartbeat), `/healthz` says `replica`; asked each time, so a promotion takes effect by itself',
+    description: 'whether the database is a read-only standby now: no scheduled switches, no registration in `store` (the state is read, and a read is the heartbeat; see `registryStore`), `/healthz` says `replica`; asked each time, so a promotion takes effect by itself',
     problem: isFunction,
   },
   describeInstance: {
@@ -219,6 +227,13 @@ export const OPTIONS: Record<keyof MaintenancePluginOptions, OptionRule> = {
     shownDefault: 'nothing',
     description: 'what this instance says about itself in the registry (`details` of `GET /api/instances` and `instances()`): a JSON object, asked at each heartbeat',
     problem: isFunction,
+  },
+  registryStore: {
+    type: 'Pick<MaintenanceStore, \'heartbeat\' | \'removeInstance\'>',
+    required: false,
+    shownDefault: 'none',
+    description: 'where the instance registers while `standby()`: the primary\'s store, so that the primary\'s control panel lists it (its state stays the standby\'s own, replicated); a failed heartbeat there is logged, not unhealthy',
+    problem: objectWith('a store with heartbeat() and removeInstance()', REGISTRY_STORE_METHODS),
   },
 }
 
@@ -255,6 +270,7 @@ export function resolveOptions (options: MaintenancePluginOptions): ResolvedOpti
     routes: options.routes ?? DEFAULTS.routes,
     standby: options.standby ?? DEFAULTS.standby,
     describeInstance: options.describeInstance ?? DEFAULTS.describeInstance,
+    registryStore: options.registryStore,
   }
 }
 

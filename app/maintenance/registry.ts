@@ -16,11 +16,15 @@ interface RegistryOptions {
   tracker: RequestTracker
   instanceId: string
   heartbeatMs: number
-  /** A standby's database takes no writes: it reads the state instead of writing a heartbeat. */
+  /** A standby's database takes no writes: it reads the state, and heartbeats into `registryStore` if there is one. */
   standby: () => boolean
+  /** Where the instance registers while `standby()`: the primary's registry. */
+  registryStore: RegistryStore | undefined
   /** What the instance says about itself (JSON), with each heartbeat. */
   describeInstance: () => Record<string, unknown> | null
 }
+
+type RegistryStore = Pick<MaintenanceStore, 'heartbeat' | 'removeInstance'>
 
 const STALE_AFTER_HEARTBEATS = 3
 const DROP_AFTER_MS = 60_000
@@ -40,6 +44,10 @@ export class InstanceRegistry {
   #pendingHeartbeat: NodeJS.Timeout | undefined
   #beating: Promise<void> | undefined
   #closing = false
+  /** The primary's registry (`registryStore`) holds a row of this instance, and failing to write it was logged. */
+  #inPrimaryRegistry = false
+  #primaryHeartbeatFailing = false
+  #beatingIntoPrimary = false
 
   constructor (fastify: FastifyInstance, options: RegistryOptions) {
     this.#fastify = fastify
@@ -102,8 +110,9 @@ export class InstanceRegistry {
 
   /** Leaves the registry; a failure is logged, the row goes stale and is dropped by the others. */
   async unregister (): Promise<void> {
-    if (this.#options.standby()) return
-    await this.#options.store.removeInstance(this.#options.instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
+    const { store, registryStore, standby, instanceId } = this.#options
+    const registeredIn = standby() ? (this.#inPrimaryRegistry ? registryStore : undefined) : store
+    await registeredIn?.removeInstance(instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
   }
 
   /**
@@ -127,23 +136,64 @@ export class InstanceRegistry {
     }
   }
 
+  /** This instance's row as of now. */
+  #record (now: Date): InstanceRecord {
+    const { cache, tracker, instanceId } = this.#options
+    return {
+      id: instanceId,
+      address: addressOf(this.#fastify),
+      startedAt: this.#startedAt,
+      heartbeatAt: now.toISOString(),
+      stateVersion: cache.state.version,
+      requestsInFlight: tracker.requestsInFlight,
+      writesInFlight: tracker.writesInFlight,
+      details: this.#details(),
+    }
+  }
+
+  /**
+   * A standby instance's heartbeat in the primary's registry, not waited for: its health is its
+   * own database's. A primary that cannot be reached (or hangs) is logged, once until it can be
+   * again, and the copy serves on. One at a time, like the heartbeat.
+   */
+  async #beatIntoPrimary (registryStore: RegistryStore, now: Date): Promise<void> {
+    if (this.#beatingIntoPrimary) return
+    this.#beatingIntoPrimary = true
+    try {
+      await registryStore.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      this.#inPrimaryRegistry = true
+      if (this.#primaryHeartbeatFailing) this.#fastify.log.info('the primary\'s registry is reachable again')
+      this.#primaryHeartbeatFailing = false
+    } catch (err) {
+      if (!this.#primaryHeartbeatFailing) this.#fastify.log.warn({ err }, 'could not register in the primary\'s registry: the primary\'s control panel does not list this instance')
+      this.#primaryHeartbeatFailing = true
+    } finally {
+      this.#beatingIntoPrimary = false
+    }
+  }
+
+  /**
+   * Once promoted, the instance registers in its own database; its row in the former primary's
+   * registry is removed if that primary can still be reached (otherwise it goes stale there).
+   */
+  #leavePrimaryRegistry (): void {
+    const { registryStore, instanceId } = this.#options
+    if (!this.#inPrimaryRegistry || registryStore === undefined) return
+    this.#inPrimaryRegistry = false
+    registryStore.removeInstance(instanceId).catch((err: unknown) => this.#fastify.log.info({ err }, 'could not leave the former primary\'s registry'))
+  }
+
   async #beat (): Promise<void> {
     if (this.#closing) return
-    const { store, cache, tracker, instanceId, standby } = this.#options
+    const { store, cache, standby, registryStore } = this.#options
     const now = new Date()
     try {
-      if (standby()) await cache.refresh()
-      else {
-        await store.heartbeat({
-          id: instanceId,
-          address: addressOf(this.#fastify),
-          startedAt: this.#startedAt,
-          heartbeatAt: now.toISOString(),
-          stateVersion: cache.state.version,
-          requestsInFlight: tracker.requestsInFlight,
-          writesInFlight: tracker.writesInFlight,
-          details: this.#details(),
-        }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      if (standby()) {
+        await cache.refresh()
+        if (registryStore !== undefined) this.#beatIntoPrimary(registryStore, now) // never rejects; not waited for
+      } else {
+        this.#leavePrimaryRegistry()
+        await store.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())
       }
       if (this.#heartbeatFailing) {
         await cache.refresh()

@@ -31,6 +31,7 @@ export function testConfig (testDatabase: TestDatabase, overrides: Partial<Confi
     retryAfterSeconds: 300,
     logLevel: 'silent',
     primaryOrigin: null,
+    primaryDatabaseUrl: null,
     ...overrides,
   }
 }
