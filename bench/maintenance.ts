@@ -10,6 +10,16 @@
  *    and the app without the plugin. The mode is shared through the database, so the concurrent
  *    server runs on a byte copy of the same SQLite file; the other two share the original.
  *    Target: each plugin variant ≥ 0.97 × the baseline's req/s.
+ * 1b. gate-cpu: the same page and the same four apps (plugin-normal, plugin-concurrent,
+ *    without-plugin, without-plugin-2 for the A/A pair), built from dist/ in this one process and
+ *    answering `inject()` in interleaved batches (bench/in-process.ts): CPU µs per request, which
+ *    another process's load hardly moves. Targets: without / plugin ≥ 0.99 (normal) and ≥ 0.98
+ *    (concurrent), and the difference within the A/A pair's spread.
+ * 1c. gate-instructions (only when asked for: BENCH_ONLY=gate-instructions; about 15 minutes):
+ *    the same three builds under `valgrind --tool=callgrind`, which counts instructions whatever
+ *    else the machine does: bench/inject-loop.ts answering the page BENCH_INSTR_WARMUP times,
+ *    then as many plus BENCH_INSTR_REQUESTS, the difference divided by the latter. Run twice
+ *    for without-plugin, the two counts say how repeatable it is.
  * 2. commit: `PUT /api/docs/:slug` (HTTP Basic, a member, random documents, fixed request counts)
  *    with the plugin (mode normal: its commit guard re-reads the state inside every commit
  *    transaction) against without, on SQLite and PostgreSQL; afterwards the stored versions must
@@ -36,7 +46,12 @@
  *                          do not fall into step with SQLite's 50 ms polling
  *   BENCH_GATE_AA=1        gate: a second baseline server as well (without-plugin-2, on the
  *                          same file), whose ratio to the first shows the noise floor
- *   BENCH_ONLY=gate,commit,propagation   the parts to run (comma-separated)
+ *   BENCH_CPU_ROUNDS=10    gate-cpu: rounds (each app's figure per round: the median of its batches)
+ *   BENCH_CPU_BATCHES=30   gate-cpu: batches per app per round
+ *   BENCH_CPU_BATCH=100    gate-cpu: requests per batch
+ *   BENCH_INSTR_WARMUP=2000, BENCH_INSTR_REQUESTS=2000   gate-instructions: requests per run
+ *   BENCH_ONLY=gate,gate-cpu,commit,propagation   the parts to run (comma-separated; gate-instructions
+ *                          too, which is not among the default ones)
  *   BENCH_DATABASES=sqlite,postgres   where commit and propagation run (the gate is SQLite's);
  *                          BENCH_POSTGRES=0 is the same as BENCH_DATABASES=sqlite
  *   BENCH_POSTGRES_URL     admin URL (postgres://postgres@127.0.0.1:5432/test); a throwaway
@@ -51,13 +66,19 @@ import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import type * as AppModule from '../app/app.js'
+import type * as ConfigModule from '../app/config.js'
+import type * as DatabaseModule from '../app/db/database.js'
+import { cpuPerRequest, type InProcessApp } from './in-process.js'
 import {
-  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load,
+  ROOT, basicAuth, callgrindInstructions, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load,
   machine, median, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
   type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
 } from './lib.js'
 
-const PARTS = ['gate', 'commit', 'propagation'] as const
+const PARTS = ['gate', 'gate-cpu', 'gate-instructions', 'commit', 'propagation'] as const
+const DEFAULT_PARTS = PARTS.filter((part) => part !== 'gate-instructions')
 type Part = typeof PARTS[number]
 
 const settings = {
@@ -70,7 +91,12 @@ const settings = {
   changes: envNumber('BENCH_CHANGES', 100),
   pauseMs: envNumber('BENCH_PAUSE_MS', 30, 0),
   gateAA: process.env.BENCH_GATE_AA === '1',
-  only: (process.env.BENCH_ONLY ?? PARTS.join(',')).split(',').map((part) => part.trim()).filter(Boolean),
+  cpuRounds: envNumber('BENCH_CPU_ROUNDS', 10),
+  cpuBatches: envNumber('BENCH_CPU_BATCHES', 30),
+  cpuBatch: envNumber('BENCH_CPU_BATCH', 100),
+  instrWarmup: envNumber('BENCH_INSTR_WARMUP', 2000),
+  instrRequests: envNumber('BENCH_INSTR_REQUESTS', 2000),
+  only: (process.env.BENCH_ONLY ?? DEFAULT_PARTS.join(',')).split(',').map((part) => part.trim()).filter(Boolean),
   postgres: process.env.BENCH_POSTGRES !== '0' && (process.env.BENCH_DATABASES ?? 'postgres').includes('postgres'),
   sqlite: (process.env.BENCH_DATABASES ?? 'sqlite').includes('sqlite'),
   postgresAdminUrl: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
@@ -242,6 +268,114 @@ async function gatePart (sqlite: Target, dataDir: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1b. The gate's CPU per request, in one process
+
+async function gateCpuPart (sqlite: Target, dataDir: string): Promise<void> {
+  const file = sqlite.databaseUrl.slice('sqlite:'.length)
+  const copy = path.join(dataDir, 'sqlite-concurrent-cpu', 'quiesce.sqlite')
+  await copySqlite(file, copy)
+  const urlPath = `/docs/${sqlite.slugs[0]}`
+  console.log(`\n== gate-cpu: GET ${urlPath} (anonymous), SQLite, four apps in this process (dist/, inject()) ==`)
+  const dist = path.join(ROOT, 'dist/app')
+  const { buildApp } = await import(pathToFileURL(path.join(dist, 'app.js')).href) as typeof AppModule
+  const { loadConfig } = await import(pathToFileURL(path.join(dist, 'config.js')).href) as typeof ConfigModule
+  const { openDatabase } = await import(pathToFileURL(path.join(dist, 'db/database.js')).href) as typeof DatabaseModule
+  const variants = [
+    { name: 'plugin-normal', env: sqlite.env, maintenance: true },
+    { name: 'plugin-concurrent', env: { ...sqlite.env, QUIESCE_DATA_DIR: path.dirname(copy), QUIESCE_DATABASE_URL: `sqlite:${copy}` }, maintenance: true },
+    { name: 'without-plugin', env: sqlite.env, maintenance: false },
+    { name: 'without-plugin-2', env: sqlite.env, maintenance: false },
+  ]
+  const apps: InProcessApp[] = []
+  try {
+    for (const variant of variants) {
+      const config = loadConfig({ ...variant.env, QUIESCE_INSTANCE_ID: variant.name })
+      const database = await openDatabase(config.database)
+      const app = await buildApp({ config, database, maintenance: variant.maintenance, logger: { level: 'warn' } })
+      apps.push({ name: variant.name, app })
+      await app.ready()
+    }
+    const concurrent = apps[1]!.app
+    const { version } = (await concurrent.inject({ url: '/api/maintenance', headers: { authorization: MANAGER_AUTH } })).json<{ version: number }>()
+    const switched = await concurrent.inject({ method: 'PUT', url: '/api/maintenance', headers: { authorization: MANAGER_AUTH }, payload: { mode: 'concurrent', reason: 'benchmark', expectedVersion: version } })
+    if (switched.statusCode !== 200) throw new Error(`plugin-concurrent: PUT /api/maintenance answered ${switched.statusCode}: ${switched.body}`)
+    for (const { name, app } of apps) {
+      const page = await app.inject({ url: urlPath })
+      console.log(`  ${name.padEnd(18)} ${page.statusCode}, Quiesce-Mode ${page.headers['quiesce-mode'] ?? '(none)'}, ${page.body.length} chars of HTML`)
+      if (page.statusCode !== 200) failures.push(`gate-cpu: ${name} answered the page with ${page.statusCode}`)
+    }
+    const options = { urlPath, batch: settings.cpuBatch, batchesPerRound: settings.cpuBatches, rounds: settings.cpuRounds, warmup: 3000 }
+    console.log(`  ${options.rounds} rounds × ${options.batchesPerRound} batches × ${options.batch} requests per app, interleaved batch by batch; load ${load().loadavg1.toFixed(1)}`)
+    const perRound = await cpuPerRequest(apps, options)
+    const without = perRound.get('without-plugin')!
+    const ratiosOf = (name: string) => perRound.get(name)!.map((micros, round) => without[round]! / micros)
+    const result: Record<string, unknown> = { path: urlPath, ...options, load: load().loadavg1, perRound: Object.fromEntries(perRound) }
+    for (const [name, values] of perRound) console.log(`  ${name.padEnd(18)} ${values.map((micros) => micros.toFixed(1)).join(' ')} µs/request; median ${median(values).toFixed(1)}`)
+    const aa = ratiosOf('without-plugin-2')
+    const aaSpread = Math.max(...aa.map((ratio) => Math.abs(1 - ratio)))
+    console.log(`  A/A: without-plugin / without-plugin-2 per round ${aa.map((ratio) => ratio.toFixed(3)).join(', ')}; median ${median(aa).toFixed(3)}, widest ${(1 - aaSpread).toFixed(3)}–${(1 + aaSpread).toFixed(3)}`)
+    summary.push({ part: 'gate-cpu', database: 'sqlite', measure: 'A/A: without / without-2 CPU per request (median; widest round)', value: `${median(aa).toFixed(3)}; ±${aaSpread.toFixed(3)}`, target: '(1.000)', met: null })
+    result.aa = { ratios: aa, medianRatio: median(aa), widest: aaSpread }
+    for (const [name, target] of [['plugin-normal', 0.99], ['plugin-concurrent', 0.98]] as const) {
+      const ratios = ratiosOf(name)
+      const extraMicros = median(perRound.get(name)!) - median(without)
+      const met = median(ratios) >= target
+      console.log(`  without-plugin / ${name} CPU per request: ${ratios.map((ratio) => ratio.toFixed(3)).join(', ')}; median ${median(ratios).toFixed(3)} (${extraMicros >= 0 ? '+' : ''}${extraMicros.toFixed(1)} µs) → target ≥ ${target} ${met ? 'MET' : 'NOT MET'}`)
+      summary.push({ part: 'gate-cpu', database: 'sqlite', measure: `without / ${name.replace('plugin-', '')} CPU per request (median of ${options.rounds}; µs more)`, value: `${median(ratios).toFixed(3)} (${extraMicros >= 0 ? '+' : ''}${extraMicros.toFixed(1)} µs)`, target: `≥ ${target}`, met })
+      result[name] = { ratios, medianRatio: median(ratios), extraMicros, target, targetMet: met }
+    }
+    report.gateCpu = result
+  } finally {
+    for (const { app } of apps) await app.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1c. The gate's instructions per request, counted by callgrind
+
+const INJECT_LOOP = path.join(ROOT, 'bench/inject-loop.ts')
+
+async function gateInstructionsPart (sqlite: Target, dataDir: string): Promise<void> {
+  const file = sqlite.databaseUrl.slice('sqlite:'.length)
+  const copy = path.join(dataDir, 'sqlite-concurrent-instructions', 'quiesce.sqlite')
+  await copySqlite(file, copy)
+  const copyEnv = { ...sqlite.env, QUIESCE_DATA_DIR: path.dirname(copy), QUIESCE_DATABASE_URL: `sqlite:${copy}` }
+  await runCli(['mode', 'concurrent', '--as', MANAGER, '--reason', 'benchmark'], copyEnv)
+  const urlPath = `/docs/${sqlite.slugs[0]}`
+  const { instrWarmup: warmup, instrRequests: requests } = settings
+  console.log(`\n== gate-instructions: GET ${urlPath} (anonymous), SQLite, valgrind --tool=callgrind, node --import tsx bench/inject-loop.ts ==`)
+  console.log(`  per build: ${warmup} requests, then ${warmup} + ${requests}; instructions per request = the difference / ${requests}`)
+  const variants = [
+    { name: 'without-plugin', env: { ...sqlite.env, BENCH_MAINTENANCE: '0' } },
+    { name: 'plugin-normal', env: { ...sqlite.env, BENCH_MAINTENANCE: '1' } },
+    { name: 'plugin-concurrent', env: { ...copyEnv, BENCH_MAINTENANCE: '1' } },
+    { name: 'without-plugin-2', env: { ...sqlite.env, BENCH_MAINTENANCE: '0' } },
+  ]
+  const perRequest = new Map<string, number>()
+  for (const variant of variants) {
+    const counted = async (count: number) => await callgrindInstructions(['--import', 'tsx', INJECT_LOOP], { ...variant.env, QUIESCE_INSTANCE_ID: variant.name, BENCH_PATH: urlPath, BENCH_REQUESTS: String(count) })
+    const base = await counted(warmup)
+    const total = await counted(warmup + requests)
+    perRequest.set(variant.name, (total - base) / requests)
+    console.log(`  ${variant.name.padEnd(18)} ${fmt(base)} and ${fmt(total)} instructions: ${fmt((total - base) / requests)} per request`)
+  }
+  const without = perRequest.get('without-plugin')!
+  const aa = without / perRequest.get('without-plugin-2')!
+  console.log(`  A/A: without-plugin / without-plugin-2 ${aa.toFixed(4)}`)
+  summary.push({ part: 'gate-instructions', database: 'sqlite', measure: 'A/A: without / without-2 instructions per request', value: aa.toFixed(4), target: '(1.0000)', met: null })
+  const result: Record<string, unknown> = { path: urlPath, warmup, requests, perRequest: Object.fromEntries(perRequest), aa }
+  for (const [name, target] of [['plugin-normal', 0.99], ['plugin-concurrent', 0.98]] as const) {
+    const ratio = without / perRequest.get(name)!
+    const extra = perRequest.get(name)! - without
+    const met = ratio >= target
+    console.log(`  without-plugin / ${name} ${ratio.toFixed(4)} (${extra >= 0 ? '+' : ''}${fmt(extra)} instructions per request) → target ≥ ${target} ${met ? 'MET' : 'NOT MET'}`)
+    summary.push({ part: 'gate-instructions', database: 'sqlite', measure: `without / ${name.replace('plugin-', '')} instructions per request (more)`, value: `${ratio.toFixed(4)} (${extra >= 0 ? '+' : ''}${fmt(extra)})`, target: `≥ ${target}`, met })
+    result[name] = { ratio, extra, target, targetMet: met }
+  }
+  report.gateInstructions = result
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. Commits
 
 async function commitPart (target: Target): Promise<void> {
@@ -408,6 +542,8 @@ async function main (): Promise<void> {
   report.commit = {}
   report.propagation = {}
   if (runs('gate')) await part('gate', () => gatePart(targets[0]!, dataDir))
+  if (runs('gate-cpu')) await part('gate-cpu', () => gateCpuPart(targets[0]!, dataDir))
+  if (runs('gate-instructions')) await part('gate-instructions', () => gateInstructionsPart(targets[0]!, dataDir))
   const chosen = targets.filter((target) => target.kind === 'postgres' || settings.sqlite)
   if (runs('commit')) for (const target of chosen) await part(`commit ${target.kind}`, () => commitPart(target))
   if (runs('propagation')) for (const target of chosen) await part(`propagation ${target.kind}`, () => propagationPart(target))

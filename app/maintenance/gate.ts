@@ -44,9 +44,11 @@ export function registerGate (fastify: FastifyInstance, { cache, tracker, princi
   })
 
   // Every response says the mode, as it is when the response leaves (also after a hook that
-  // ran before the gate refused the request); every 503 says when to come back.
-  fastify.addHook('onSend', async function describeMode (_request, reply) {
+  // ran before the gate refused the request); every 503 says when to come back. A callback
+  // hook, as the gate: no promise per response.
+  fastify.addHook('onSend', function describeMode (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) {
     reply.header('quiesce-mode', cache.state.mode)
     if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', retryAfter())
+    done(null, payload)
   })
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 
 const kTracked = Symbol('quiesce.maintenance.tracked')
 interface TrackedRequest { [kTracked]?: 'request' | 'write' }
@@ -46,8 +46,14 @@ export class RequestTracker {
   }
 }
 
-/** A request stops counting when its response is sent or its client goes away. */
+/** A request stops counting when its response is sent or its client goes away. Callback hooks: no promise per request. */
 export function untrackFinishedRequests (fastify: FastifyInstance, tracker: RequestTracker): void {
-  fastify.addHook('onResponse', async function untrackRequest (request) { tracker.untrack(request) })
-  fastify.addHook('onRequestAbort', async function untrackAbortedRequest (request) { tracker.untrack(request) })
+  fastify.addHook('onResponse', function untrackRequest (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+    tracker.untrack(request)
+    done()
+  })
+  fastify.addHook('onRequestAbort', function untrackAbortedRequest (request: FastifyRequest, done: HookHandlerDoneFunction) {
+    tracker.untrack(request)
+    done()
+  })
 }

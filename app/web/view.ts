@@ -152,9 +152,17 @@ function fillPageLocals (request: FastifyRequest, reply: FastifyReply): void {
 
 /** What the banner and the edit buttons show a reader (`canWrite`: whether their changes would be saved now). */
 export function pageBanner (state: MaintenanceState, principal: Principal | null, canWrite: boolean, upcoming: MaintenanceWindow | null): Banner {
+  // What this reader may know of the state: the same as GET /api/maintenance tells them.
+  const known = publicState(state, principal)
+  // Property by property: on Node 20 `{ ...known, label, … }` costs about 1 µs for each
+  // property after the spread, on every page (bench:maintenance gate-cpu).
   return {
-    // What this reader may know of the state: the same as GET /api/maintenance tells them.
-    ...publicState(state, principal),
+    mode: known.mode,
+    version: known.version,
+    since: known.since,
+    reason: known.reason,
+    until: known.until,
+    maintainer: known.maintainer,
     label: MODE_LABELS[state.mode],
     name: maintenanceName(state.mode),
     meaning: whatItMeansFor(state, principal, canWrite),
