@@ -162,11 +162,15 @@ class CheckedClient implements PostgresPoolClient {
   query<R> (sqlText: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>
   query (...args: never[]): never
   query (sqlText: unknown, parameters?: ReadonlyArray<unknown>): unknown {
-    return (this.#client.query(sqlText as string, parameters as unknown[]) as Promise<unknown>).catch((err: unknown) => {
-      if (!(err instanceof pg.DatabaseError)) this.#broken = err as Error
-      this.#onFailure?.(err)
-      throw err
-    })
+    return (this.#client.query(sqlText as string, parameters as unknown[]) as Promise<unknown>).then(
+      // Statements sent as one (without parameters: app/db/transactions.ts) answer with a result
+      // each; Kysely reads one, the last.
+      (result) => Array.isArray(result) ? result.at(-1) as unknown : result,
+      (err: unknown) => {
+        if (!(err instanceof pg.DatabaseError)) this.#broken = err as Error
+        this.#onFailure?.(err)
+        throw err
+      })
   }
 
   release (): void {

@@ -10,6 +10,8 @@ interface GuardOptions {
   identify: (principal: unknown) => MaintenancePrincipal | null
 }
 
+const UNREADABLE = 'The maintenance state cannot be read right now, so nothing can be saved; try again shortly'
+
 /**
  * The commit guard, through the unit of work's seams: every commit is judged by the state as
  * read in its own transaction, every retry by the state read again; a commit this instance
@@ -17,16 +19,39 @@ interface GuardOptions {
  * the state version it was applied under.
  */
 export function guardCommits (seams: CommitSeams, { store, cache, identify }: GuardOptions): void {
-  seams.onBeforeWrites(async function guardCommit ({ transaction, unitOfWork }) {
-    let current: MaintenanceState
-    try {
-      current = await store.readInTransaction(transaction)
-    } catch (err) {
-      throw new StateUnavailableError('The maintenance state cannot be read right now, so nothing can be saved; try again shortly', { cause: err })
-    }
+  const judge = (current: MaintenanceState, principal: unknown) => {
     cache.apply(current)
-    if (!mayWrite(current, identify(unitOfWork.principal))) throw refusalFor(current)
-  })
+    if (!mayWrite(current, identify(principal))) throw refusalFor(current)
+  }
+
+  // The transaction's first statement either way, its lock held to the end; sent with the
+  // BEGIN when the unit of work and the store both can (no round trip of its own).
+  const atBegin = store.stateAtBegin?.()
+  if (atBegin !== undefined && seams.guardAtBegin !== undefined) {
+    seams.guardAtBegin({
+      statement: atBegin.statement,
+      judge (rows, { unitOfWork }) {
+        let current: MaintenanceState
+        try {
+          current = atBegin.state(rows)
+        } catch (err) {
+          throw new StateUnavailableError(UNREADABLE, { cause: err })
+        }
+        judge(current, unitOfWork.principal)
+      },
+      unreadable: (err) => new StateUnavailableError(UNREADABLE, { cause: err }),
+    })
+  } else {
+    seams.onBeforeWrites(async function guardCommit ({ transaction, unitOfWork }) {
+      let current: MaintenanceState
+      try {
+        current = await store.readInTransaction(transaction)
+      } catch (err) {
+        throw new StateUnavailableError(UNREADABLE, { cause: err })
+      }
+      judge(current, unitOfWork.principal)
+    })
+  }
 
   // One read instead of BEGIN, a locked read and ROLLBACK, and no turn at the write lock (which
   // a maintainer's reindex needs). Allowed ones go on to the guard.

@@ -78,14 +78,24 @@ async function changeIn (transaction: Transaction<MaintenanceTables>, postgres: 
   return { previous, decision }
 }
 
-type StateQueries = Pick<MaintenanceStore, 'read' | 'readInTransaction' | 'versionStamp' | 'change' | 'switchForWindow'>
+type StateQueries = Pick<MaintenanceStore, 'read' | 'readInTransaction' | 'versionStamp' | 'stateAtBegin' | 'change' | 'switchForWindow'>
 
 /** The state row, its changes and their audit entries (and the window a scheduled switch claims). */
 export function stateQueries (db: Kysely<MaintenanceTables>, postgres: boolean): StateQueries {
+  // readInTransaction's query and lock, as text: a commit sends it with its BEGIN.
+  const atBegin = {
+    statement: `select * from maintenance_state where id = 1${postgres ? ' for share' : ''}`,
+    state (rows: readonly unknown[]) {
+      if (rows.length === 0) throw new Error('the maintenance state row is missing; run the migrations')
+      return toState(rows[0] as StateRow)
+    },
+  }
   return {
     read: () => readState(db, postgres, null),
 
     readInTransaction: (transaction) => readState(transaction as Transaction<MaintenanceTables>, postgres, 'share'),
+
+    stateAtBegin: () => atBegin,
 
     // Its own share lock on PostgreSQL (SQLite serialises writers): the version is the one in
     // force when the commit lands even if a guard read the state without holding it.

@@ -22,6 +22,21 @@ export interface CommitSeams {
    * (the store's {@link MaintenanceStore.versionStamp}): the state version it was applied under.
    */
   stampCommits? (stamp: (transaction: unknown) => Expression<number>): void
+  /**
+   * Optional: the unit of work runs `guard.statement` (fixed SQL) as the first statement of each
+   * commit transaction, in the BEGIN's round trip where its database allows, and gives its rows
+   * to `guard.judge` before the writes, which throws to veto the commit; if that statement
+   * fails otherwise than by a lost database it throws `guard.unreadable(error)`. With it (and a
+   * store with `stateAtBegin`), the guard costs no round trip of its own.
+   */
+  guardAtBegin? (guard: BeginGuard): void
+}
+
+/** The commit guard as the `guardAtBegin` seam takes it. */
+export interface BeginGuard {
+  statement: string
+  judge (rows: readonly unknown[], context: { unitOfWork: { principal: unknown } }): void
+  unreadable (error: unknown): Error
 }
 
 export interface MaintenancePluginOptions {
@@ -70,6 +85,7 @@ const STORE_METHODS = {
   read: true,
   readInTransaction: true,
   versionStamp: false,
+  stateAtBegin: false,
   change: true,
   switchForWindow: true,
   windows: true,
@@ -89,6 +105,7 @@ export const COMMIT_SEAMS = {
   onBeforeRetry: true,
   onBeforeCommit: false,
   stampCommits: false,
+  guardAtBegin: false,
 } satisfies Record<keyof CommitSeams, boolean>
 
 const REGISTRY_STORE_METHODS = { heartbeat: true, removeInstance: true }
@@ -147,7 +164,7 @@ export const OPTIONS: Record<keyof MaintenancePluginOptions, OptionRule> = {
   unitOfWork: {
     type: 'CommitSeams',
     required: true,
-    description: 'the unit of work\'s seams (see below): `onBeforeWrites` and `onBeforeRetry`, and `onBeforeCommit` and `stampCommits` when it has them',
+    description: 'the unit of work\'s seams (see below): `onBeforeWrites` and `onBeforeRetry`, and `onBeforeCommit`, `stampCommits` and `guardAtBegin` when it has them',
     problem: objectWith('the unit of work\'s seams (CommitSeams)', COMMIT_SEAMS),
   },
   principalOf: {

@@ -142,6 +142,12 @@ export interface MaintenanceStore {
    */
   versionStamp? (transaction: unknown): Expression<number>
   /**
+   * Optional: {@link readInTransaction} as fixed SQL (no parameters) that a unit of work with the
+   * `guardAtBegin` seam runs as its commit transaction's first statement, sent with the BEGIN
+   * where the database allows, and `state(rows)`, the state from its rows.
+   */
+  stateAtBegin? (): { statement: string, state: (rows: readonly unknown[]) => MaintenanceState }
+  /**
    * Reads the state with a write lock, asks `decide`, stores the new state if applied, and
    * writes the attempt to the audit log either way; all in one transaction.
    */

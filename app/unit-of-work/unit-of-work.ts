@@ -4,6 +4,7 @@ import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
 import { replicaCouldNotServe } from '../db/replicas.js'
 import type { DB } from '../db/schema.js'
 import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
+import { transactionBeginningWith } from '../db/transactions.js'
 import { recordCommit } from './commit-log.js'
 
 /** A write staged by a handler; it runs inside the commit transaction, in staging order. */
@@ -44,6 +45,17 @@ export type BeforeRetryHook<P extends Actor = Actor> = (context: RetryContext<P>
  * in the commit's last statement, after the staged writes, inside the commit transaction.
  */
 export type CommitStamp = (transaction: Transaction<DB>) => Expression<number>
+/**
+ * A judgement of every commit by what its transaction's first statement reads (the maintenance
+ * state): `statement` is fixed SQL sent with the BEGIN where the database allows
+ * (app/db/transactions.ts); `judge` gets its rows before the writes and throws to veto the
+ * commit; `unreadable` is what to throw when the statement fails otherwise than by a lost database.
+ */
+export interface BeginGuard<P extends Actor = Actor> {
+  statement: string
+  judge (rows: readonly unknown[], context: { unitOfWork: UnitOfWork<P> }): void
+  unreadable (error: unknown): Error
+}
 /**
  * Read on the commit's own connection right after its COMMIT: where the commit is in the
  * database's history (PostgreSQL with replicas: the WAL position), kept as
@@ -156,6 +168,7 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
   readonly #beforeRetry: BeforeRetryHook<P>[] = []
   readonly #beforeCommit: BeforeCommitHook<P>[] = []
   #stamp: CommitStamp | undefined
+  #guard: BeginGuard<P> | undefined
   readonly #commits = new Set<Promise<unknown>>()
   #closed = false
 
@@ -185,6 +198,12 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
    */
   stampCommits (stamp: CommitStamp): void {
     this.#stamp = stamp
+  }
+
+  /** Judges every commit by its transaction's first statement (see {@link BeginGuard}), sent with the BEGIN. */
+  guardAtBegin (guard: BeginGuard<P>): void {
+    if (this.#guard !== undefined) throw new Error('the unit of work has a commit guard already')
+    this.#guard = guard
   }
 
   begin (principal: P, attempt = 1, signal?: AbortSignal, reader: Kysely<DB> = this.#reader): UnitOfWork<P> {
@@ -251,12 +270,29 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
     if (writes.length > 0) {
       // Past this point only the COMMIT is left: a connection lost now leaves the outcome unknown.
       let committing = false
-      const transact = (db: Kysely<DB>) => db.transaction().execute(async (transaction) => {
+      const apply = async (transaction: Transaction<DB>) => {
         for (const hook of this.#beforeWrites) await hook({ transaction, unitOfWork })
         for (const write of writes) await write(transaction)
         await recordCommit(transaction, unitOfWork.principal?.name ?? null, this.#stamp?.(transaction) ?? null)
         committing = true
-      })
+      }
+      const guard = this.#guard
+      const transact = guard === undefined
+        ? (db: Kysely<DB>) => db.transaction().execute(apply)
+        : async (db: Kysely<DB>) => {
+          let judged = false
+          try {
+            await transactionBeginningWith(db, guard.statement, async (transaction, rows) => {
+              judged = true
+              guard.judge(rows, { unitOfWork })
+              await apply(transaction)
+            })
+          } catch (err) {
+            // The guard's statement itself failed (with the BEGIN): it could not read what it judges.
+            if (!judged && !isDatabaseUnavailable(err)) throw guard.unreadable(err)
+            throw err
+          }
+        }
       const readPosition = this.#commitPosition
       const commit: Promise<bigint | undefined | void> = readPosition === undefined
         ? transact(this.#writer)

@@ -11,11 +11,15 @@
 import { UnitOfWorkEngine } from '../../app/unit-of-work/unit-of-work.js'
 
 const fault = process.env.CHAOS_FAULT
+// The guard hooks in through guardAtBegin (its read sent with the BEGIN), or onBeforeWrites
+// with a store that cannot: both are taken away.
 if (fault === 'no-guard') {
   UnitOfWorkEngine.prototype.onBeforeWrites = function plantedNoGuard () {}
+  UnitOfWorkEngine.prototype.guardAtBegin = function plantedNoGuard () {}
   UnitOfWorkEngine.prototype.onBeforeCommit = function plantedNoEarlyCheck () {}
 } else if (fault === 'cached-guard') {
   UnitOfWorkEngine.prototype.onBeforeWrites = function plantedNoGuard () {}
+  UnitOfWorkEngine.prototype.guardAtBegin = function plantedNoGuard () {}
 } else {
   throw new Error(`CHAOS_FAULT must be no-guard or cached-guard, not ${String(fault)}`)
 }
