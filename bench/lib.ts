@@ -164,8 +164,8 @@ export async function stopServer (server: Server): Promise<void> {
   await exited(server.child, 15_000)
 }
 
-async function runChild (args: string[], env: NodeJS.ProcessEnv, stdin: string, command = process.execPath): Promise<{ code: number | null, output: string }> {
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+async function runChild (args: string[], env: NodeJS.ProcessEnv, stdin: string): Promise<{ code: number | null, output: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
   children.add(child)
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -174,17 +174,6 @@ async function runChild (args: string[], env: NodeJS.ProcessEnv, stdin: string, 
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
   children.delete(child)
   return { code, output: output.trim() }
-}
-
-/**
- * The instructions `valgrind --tool=callgrind` counted running `node ARGS` (its "Collected"
- * total): the same for the same program and input whatever else the machine is doing.
- */
-export async function callgrindInstructions (args: string[], env: Record<string, string>): Promise<number> {
-  const { code, output } = await runChild(['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...args], childEnv(env), '', 'valgrind')
-  const collected = /Collected : (\d+)/.exec(output)
-  if (code !== 0 || collected === null) throw new Error(`valgrind node ${args.join(' ')} exited with ${code}:\n${output.slice(-2000)}`)
-  return Number(collected[1])
 }
 
 /** `quiesce ARGS` from dist/; throws with its output unless it exits with 0. */
