@@ -55,10 +55,12 @@ export function guardCommits (seams: CommitSeams, { store, cache, identify }: Gu
 
   // One read instead of BEGIN, a locked read and ROLLBACK, and no turn at the write lock (which
   // a maintainer's reindex needs). Allowed ones go on to the guard.
+  // The read confirms the refusal: one that began after this unit of work did, shared by the
+  // refusals that wait for it (editors retrying in a tight loop cost one read, not one each).
   seams.onBeforeCommit?.(async function refuseEarly ({ unitOfWork }) {
     const principal = identify(unitOfWork.principal)
     if (mayWrite(cache.state, principal)) return
-    const current = await cache.refresh()
+    const current = unitOfWork.begunAt === undefined ? await cache.refresh() : await cache.readSince(unitOfWork.begunAt)
     if (!mayWrite(current, principal)) throw refusalFor(current)
   })
 

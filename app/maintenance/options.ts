@@ -15,8 +15,12 @@ export interface CommitSeams {
   onBeforeWrites (hook: (context: { transaction: unknown, unitOfWork: { principal: unknown } }) => Promise<void>): void
   /** A hook before each retry of a conflicting request; a hook that throws ends the request. */
   onBeforeRetry (hook: (context: { attempt: number, principal: unknown }) => Promise<void>): void
-  /** Optional: a hook before a commit's transaction opens, to refuse cheaply what the guard would refuse. */
-  onBeforeCommit? (hook: (context: { unitOfWork: { principal: unknown } }) => Promise<void>): void
+  /**
+   * Optional: a hook before a commit's transaction opens, to refuse cheaply what the guard would
+   * refuse. `begunAt`, if the unit of work has it: when it began (performance.now()), so that a
+   * read of the state that began since can confirm the refusal instead of a read of its own.
+   */
+  onBeforeCommit? (hook: (context: { unitOfWork: { principal: unknown, begunAt?: number } }) => Promise<void>): void
   /**
    * Optional: the unit of work records with each commit what `stamp(transaction)` evaluates to
    * (the store's {@link MaintenanceStore.versionStamp}): the state version it was applied under.

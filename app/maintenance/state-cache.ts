@@ -8,6 +8,10 @@ import type { MaintenanceStore } from './store.js'
 export class StateCache {
   #state: MaintenanceState
   #confirmedAt: number
+  /** When the newest completed read of the state began (performance.now()). */
+  #readBegunAt = Number.NEGATIVE_INFINITY
+  /** The read in flight, if any, and when it began. */
+  #reading: { begunAt: number, state: Promise<MaintenanceState> } | undefined
   readonly #store: MaintenanceStore
   readonly #listeners = new Set<(state: MaintenanceState) => void>()
 
@@ -40,9 +44,29 @@ export class StateCache {
   }
 
   /** Reads the state from the database (not the copy) and applies it. */
-  async refresh (): Promise<MaintenanceState> {
-    this.apply(await this.#store.read())
-    return this.#state
+  refresh (): Promise<MaintenanceState> {
+    const begunAt = performance.now()
+    const state = this.#store.read().then((read) => {
+      this.apply(read)
+      this.#readBegunAt = Math.max(this.#readBegunAt, begunAt)
+      return this.#state
+    }).finally(() => {
+      if (this.#reading?.state === state) this.#reading = undefined
+    })
+    this.#reading = { begunAt, state }
+    return state
+  }
+
+  /**
+   * The state as a read of the database that began at `since` or later saw it (or newer): the
+   * last read if it began late enough, else the read in flight if it did, else a new one. So
+   * that many refusals in a row cost one read, not one each, and none is judged by a read older
+   * than its own request. `since`: a performance.now() time.
+   */
+  readSince (since: number): Promise<MaintenanceState> {
+    if (this.#readBegunAt >= since) return Promise.resolve(this.#state)
+    if (this.#reading !== undefined && this.#reading.begunAt >= since) return this.#reading.state
+    return this.refresh()
   }
 
   /** Called with each newer state this instance applies; returns the unsubscribe function. */

@@ -74,6 +74,8 @@ export class UnitOfWork<P extends Actor = Actor> {
   readonly principal: P
   readonly attempt: number
   readonly signal: AbortSignal | undefined
+  /** When this attempt began (performance.now()). */
+  readonly begunAt = performance.now()
   #state: State = 'open'
   #commitPosition: bigint | undefined
   readonly #writes: StagedWrite[] = []
