@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Principal } from '../auth/principal.js'
 import { exportTask } from './export-task.js'
-import { reindex } from './reindex.js'
+import { READ_ONLY_REINDEX_BATCH, reindex } from './reindex.js'
 import { TaskRunner, type TaskRunnerOptions } from './runner.js'
 import { findTask, insertTask, listTasks, requestCancel, type Task, type TaskKind } from './tasks.js'
 
@@ -32,6 +32,7 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
     catalog: fastify.catalog,
     maintenance: fastify.maintenance,
     owner: fastify.config.instanceId,
+    readOnlyReindexBatch: options.readOnlyReindexBatch ?? READ_ONLY_REINDEX_BATCH,
     dataDir: fastify.config.dataDir,
     log: fastify.log,
   }, { reindex, export: exportTask }, options)

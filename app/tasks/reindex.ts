@@ -6,13 +6,21 @@ import { TaskLostError } from './runner.js'
 import { updateTask } from './tasks.js'
 
 export const REINDEX_BATCH = 100
+/**
+ * In concurrent and exclusive mode only the maintainer and the emergency user can change a
+ * document: a batch rarely conflicts, and larger ones spend fewer round trips, each of which
+ * waits its turn behind the requests of a loaded site (bench:reindex (c): 1.53 × idle with
+ * batches of 100 on PostgreSQL, 1.30 with 500, 1.10 with 1,000).
+ */
+export const READ_ONLY_REINDEX_BATCH = 1000
 /** A reindex that cannot land one batch in this many tries in a row gives up, and says why. */
 const MAX_FAILED_BATCHES = 50
 
 interface Checkpoint { lastId: number }
 
 /**
- * Rebuilds the catalog from the documents, in batches of document ids. Each batch is one unit
+ * Rebuilds the catalog from the documents, in batches of document ids ({@link REINDEX_BATCH},
+ * or {@link READ_ONLY_REINDEX_BATCH} while the site is not in normal mode). Each batch is one unit
  * of work run as the person who started the task: it reads the batch, and its commit checks that
  * none of those documents changed meanwhile (a concurrent edit is a conflict, retried), replaces
  * the catalog entries of that id range, and records the progress in the same transaction. So the
@@ -33,8 +41,9 @@ export const reindex: TaskHandler = async function reindex (run: TaskRun) {
     const untrackWrite = run.env.maintenance.trackWrite()
     try {
       const landed = await engine.run(task.startedBy, async (unitOfWork) => {
-        const docs = await documentsAfter(unitOfWork.db, lastId, REINDEX_BATCH)
-        const to = docs.length === REINDEX_BATCH ? docs.at(-1)!.id : undefined
+        const size = run.env.maintenance.state.mode === 'normal' ? REINDEX_BATCH : run.env.readOnlyReindexBatch
+        const docs = await documentsAfter(unitOfWork.db, lastId, size)
+        const to = docs.length === size ? docs.at(-1)!.id : undefined
         const next = { lastId: docs.at(-1)?.id ?? lastId }
         unitOfWork.stage(async (transaction) => {
           // The batch's range must hold exactly the documents read, at the versions read.

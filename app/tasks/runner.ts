@@ -16,6 +16,8 @@ interface TaskEnvironment {
   maintenance: MaintenanceController
   /** This instance: the owner of the tasks it runs. */
   owner: string
+  /** Documents per reindex batch while the site is read-only for everyone but the maintainer (see reindex.ts). */
+  readOnlyReindexBatch: number
   dataDir: string
   log: FastifyBaseLogger
 }
@@ -52,6 +54,8 @@ export interface TaskRunnerOptions {
   pollMs?: number
   /** Tasks this instance runs at once. */
   concurrency?: number
+  /** Documents per reindex batch in concurrent and exclusive mode (default {@link READ_ONLY_REINDEX_BATCH}). */
+  readOnlyReindexBatch?: number
 }
 
 /**
