@@ -247,6 +247,20 @@ describe.each(DATABASE_KINDS)('the catalog on %s', (kind) => {
     expect(hits.length).toBeGreaterThanOrEqual(30)
   })
 
+  it('seeding skips a generated document whose slug is taken, and indexes the others once', async () => {
+    await createDoc('seed-gap', 'Seed gap', 'gone soon')
+    expect(await seedDocuments(site.database.writer, site.app.catalog, 2)).toBe(2)
+    // One document fewer: the next seed numbers from the last generated one again, whose slug is taken.
+    expect((await site.app.inject({ method: 'DELETE', url: '/api/docs/seed-gap', headers: { authorization: bob } })).statusCode).toBe(204)
+    const { rows: [last] } = await sql<{ slug: string }>`select slug from document order by id desc limit 1`.execute(site.database.writer)
+    expect(await seedDocuments(site.database.writer, site.app.catalog, 1)).toBe(0)
+    expect(await seedDocuments(site.database.writer, site.app.catalog, 3)).toBe(2)
+    expect(await catalogEntriesFor(last!.slug)).toBe(1)
+    const { rows: [catalog] } = await sql<{ n: string | number }>`select count(*) as n from catalog`.execute(site.database.writer)
+    const { rows: [documents] } = await sql<{ n: string | number }>`select count(*) as n from document`.execute(site.database.writer)
+    expect(Number(catalog!.n)).toBe(Number(documents!.n))
+  })
+
   describe('more hits than a page', () => {
     const COUNT = 45
     let expected: Hit[]

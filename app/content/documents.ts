@@ -83,11 +83,13 @@ export async function documentVersions (db: Kysely<DB>, afterId: number, upTo: n
 }
 
 /**
- * A new document, in the caller's transaction, unless its slug is taken: then nothing is
- * written and the answer is undefined. (Generated content; people's edits go through {@link DocumentWriter}.)
+ * New documents, in one statement in the caller's transaction, except those whose slug is taken:
+ * for them nothing is written. Answers the id and slug of each document written.
+ * (Generated content; people's edits go through {@link DocumentWriter}.)
  */
-export async function insertDocumentUnlessTaken (transaction: Kysely<DB>, doc: Pick<Document, 'slug' | 'title' | 'body'>, author: string, at: string): Promise<number | undefined> {
-  const inserted = await transaction.insertInto('document').values({
+export async function insertDocumentsUnlessTaken (transaction: Kysely<DB>, docs: Array<Pick<Document, 'slug' | 'title' | 'body'>>, author: string, at: string): Promise<Array<Pick<Document, 'id' | 'slug'>>> {
+  if (docs.length === 0) return []
+  return transaction.insertInto('document').values(docs.map((doc) => ({
     slug: doc.slug,
     title: doc.title,
     body: doc.body,
@@ -96,8 +98,7 @@ export async function insertDocumentUnlessTaken (transaction: Kysely<DB>, doc: P
     created_at: at,
     updated_by: author,
     updated_at: at,
-  }).onConflict((oc) => oc.column('slug').doNothing()).returning('id').executeTakeFirst()
-  return inserted?.id
+  }))).onConflict((oc) => oc.column('slug').doNothing()).returning(['id', 'slug']).execute()
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { DB } from '../db/schema.js'
 import type { Catalog } from './catalog.js'
-import { countDocuments, insertDocumentUnlessTaken } from './documents.js'
+import { countDocuments, insertDocumentsUnlessTaken } from './documents.js'
 import { slugify } from './validation.js'
 
 export const DEMO_DOCUMENTS = 200
@@ -75,15 +75,22 @@ export async function seedDocuments (db: Kysely<DB>, catalog: Catalog, count: nu
   return added
 }
 
-/** Inserts generated documents `start` ≤ index < `end` in the caller's transaction; returns how many were new. */
+/**
+ * Inserts generated documents `start` ≤ index < `end` in the caller's transaction; returns how
+ * many were new. Documents and their catalog entries go in as one statement each per batch of
+ * {@link BATCH}: one statement per document made seeding 100,000 take a minute on PostgreSQL.
+ */
 export async function insertGenerated (transaction: Transaction<DB>, catalog: Catalog, start: number, end: number): Promise<number> {
   let added = 0
-  for (let index = start; index < end; index++) {
-    const doc = generateDocument(index)
-    const id = await insertDocumentUnlessTaken(transaction, doc, SEED_AUTHOR, new Date().toISOString())
-    if (id === undefined) continue
-    await catalog.index(transaction, { documentId: id, slug: doc.slug, title: doc.title, body: doc.body })
-    added++
+  for (let from = start; from < end; from += BATCH) {
+    const docs = new Map<string, GeneratedDocument>()
+    for (let index = from; index < Math.min(end, from + BATCH); index++) {
+      const doc = generateDocument(index)
+      docs.set(doc.slug, doc)
+    }
+    const inserted = await insertDocumentsUnlessTaken(transaction, [...docs.values()], SEED_AUTHOR, new Date().toISOString())
+    await catalog.insertMany(transaction, inserted.map(({ id, slug }) => ({ documentId: id, ...docs.get(slug)! })))
+    added += inserted.length
   }
   return added
 }
