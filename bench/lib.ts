@@ -176,9 +176,9 @@ async function runChild (args: string[], env: NodeJS.ProcessEnv, stdin: string):
   return { code, output: output.trim() }
 }
 
-/** `quiesce ARGS` from dist/; throws with its output unless it exits with 0. */
-export async function runCli (args: string[], env: Record<string, string>, stdin = ''): Promise<string> {
-  const { code, output } = await runChild([APP_BIN, ...args], childEnv(env), stdin)
+/** `quiesce ARGS` from dist/ (`node NODE_ARGS … ARGS`); throws with its output unless it exits with 0. */
+export async function runCli (args: string[], env: Record<string, string>, stdin = '', nodeArgs: string[] = []): Promise<string> {
+  const { code, output } = await runChild([...nodeArgs, APP_BIN, ...args], childEnv(env), stdin)
   if (code !== 0) throw new Error(`quiesce ${args.join(' ')} exited with ${code}:\n${output}`)
   return output
 }
