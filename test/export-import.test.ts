@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { createWriteStream, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { PassThrough, Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,7 +13,7 @@ import { main } from '../app/cli/main.js'
 import { catalogFor } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
 import { openDatabase, type Database } from '../app/db/database.js'
-import { EXPORT_FORMAT, EXPORT_VERSION, ImportError, importExport, writeExport } from '../app/tasks/export.js'
+import { EXPORT_FORMAT, EXPORT_VERSION, ImportError, importExport, readExport, writeExport } from '../app/tasks/export.js'
 import { addUser, basicAuth, csrfTokenIn, mainOf, signIn, startTestSite, testConfig, type TestSite } from './helpers/app.js'
 import { createTestDatabase, DATABASE_KINDS, type DatabaseKind, type TestDatabase } from './helpers/databases.js'
 import { readState, stateRow, switchTo } from './helpers/maintenance.js'
@@ -126,6 +128,85 @@ async function addContent (site: TestSite): Promise<void> {
   expect(window.statusCode, window.body).toBe(201)
   await switchTo(site.app, BOSS, 'concurrent', { reason: 'export test: «state» travels', until: '2031-05-06T07:08:09.000Z' })
 }
+
+/**
+ * The lines of a valid export with `documents` generated document rows (and no other rows),
+ * cut into chunks of `chunkSize` characters regardless of line ends; `produced` counts the
+ * document rows whose line has been given out in full so far.
+ */
+function syntheticExport (documents: number, chunkSize: number) {
+  const counter = { produced: 0 }
+  function * lines (): Generator<{ text: string, isRow: boolean }> {
+    yield { text: JSON.stringify({ format: EXPORT_FORMAT, version: EXPORT_VERSION, lastCommit: 7, tables: TABLES }), isRow: false }
+    for (const table of TABLES) {
+      const count = table === 'document' ? documents : 0
+      yield { text: JSON.stringify({ table, columns: COLUMNS[table], rows: count }), isRow: false }
+      for (let id = 1; id <= count; id++) {
+        const at = '2026-12-01T00:00:00.000Z'
+        yield { text: JSON.stringify([id, `doc-${id}`, `Document ${id}`, `The text of document ${id}, long enough to weigh something: ${'words '.repeat(20)}`, 1, 'seed', at, 'seed', at]), isRow: true }
+      }
+    }
+  }
+  async function * chunks (): AsyncGenerator<string> {
+    const hash = createHash('sha256')
+    let pending = ''
+    // Whether each line not yet given out up to its newline is a row.
+    const unfinished: boolean[] = []
+    const giveOut = (chunk: string) => {
+      for (const character of chunk) if (character === '\n' && unfinished.shift()!) counter.produced++
+      return chunk
+    }
+    for (const line of lines()) {
+      hash.update(line.text + '\n')
+      pending += line.text + '\n'
+      unfinished.push(line.isRow)
+      for (; pending.length >= chunkSize; pending = pending.slice(chunkSize)) yield giveOut(pending.slice(0, chunkSize))
+    }
+    unfinished.push(false)
+    yield giveOut(pending + JSON.stringify({ end: true, sha256: hash.digest('hex') }) + '\n')
+  }
+  return { stream: () => Readable.from(chunks(), { objectMode: false }), counter }
+}
+
+describe('readExport: the import reads its file as a stream', () => {
+  it('hands rows on in batches while the file is still being read: it never reads far ahead of what it has handed on', async () => {
+    const documents = 50_000
+    const { stream, counter } = syntheticExport(documents, 4096)
+    const batches: Array<{ table: string, first: number, size: number }> = []
+    let handedOn = 0
+    let mostAhead = 0
+    const checked = await readExport(stream(), 'the synthetic export', async (batch) => {
+      batches.push({ table: batch.table, first: batch.rows[0]![0] as number, size: batch.rows.length })
+      handedOn += batch.rows.length
+      mostAhead = Math.max(mostAhead, counter.produced - handedOn)
+      // A consumer that takes its time (as an insert does): the reader must wait for it.
+      await new Promise((resolve) => setImmediate(resolve))
+    })
+    expect(checked).toMatchObject({ lastCommit: 7, rows: { app_user: 0, document: documents, maintenance_state: 0, maintenance_log: 0, maintenance_window: 0, user_log: 0 } })
+    expect(handedOn).toBe(documents)
+    expect(counter.produced).toBe(documents)
+    // Every row once, in order, in batches of at most 200.
+    expect(batches.every((batch) => batch.table === 'document' && batch.size <= 200)).toBe(true)
+    expect(batches.map((batch) => batch.first)).toEqual(Array.from({ length: documents / 200 }, (_, i) => 1 + i * 200))
+    // Whatever the file's size, it is read at most a few thousand lines ahead (readline's queue
+    // and a chunk or two), not to its end before the first batch.
+    expect(mostAhead).toBeLessThan(3000)
+  })
+
+  it('a file found wanting half-way throws there, after the rows before it were handed on', async () => {
+    const { stream } = syntheticExport(5000, 1000)
+    const damaged = Readable.from((async function * () {
+      let text = ''
+      for await (const chunk of stream()) text += chunk as string
+      const lines = text.split('\n')
+      lines[3000] = lines[3000]!.slice(0, 20)
+      yield lines.join('\n')
+    })())
+    let handedOn = 0
+    await expect(readExport(damaged, 'the damaged export', async (batch) => { handedOn += batch.rows.length })).rejects.toThrow(new ImportError('line 3001 is not JSON: the file is damaged'))
+    expect(handedOn).toBe(2800)
+  })
+})
 
 describe.each(DATABASE_KINDS)('export on %s', (kind) => {
   let site: TestSite
@@ -397,6 +478,37 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       await expectRefused('odd-row.jsonl', odd + JSON.stringify({ end: true, sha256: createHash('sha256').update(odd).digest('hex') }) + '\n', 'line 11: a row of document must be an array of 9 values')
       // Something after the end line.
       await expectRefused('trailing.jsonl', Buffer.concat([good, Buffer.from('{"more":true}\n')]), `line ${lines.length + 1}: there is more after the end line`)
+    })
+
+    it('that changes between the check and the load (a pipe that gives another valid export the second time it is read): nothing is written', async () => {
+      const lines = linesOf(good)
+      const body = lines.slice(0, -1).join('\n').replace('Catalog entry 600.', 'Catalog entry 601.') + '\n'
+      const other = Buffer.from(body + JSON.stringify({ end: true, sha256: createHash('sha256').update(body).digest('hex') }) + '\n')
+      const pipe = path.join(empty.dataDir, `changing-${kind}.jsonl`)
+      execFileSync('mkfifo', [pipe])
+      const readersOpen = () => readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === pipe
+        } catch {
+          return false
+        }
+      }).length
+      const feeding = (async () => {
+        for (const bytes of [good, other]) {
+          // A writer that opens while the first read is still open would run on into it.
+          await until('the first read to close the pipe', async () => readersOpen() === 0 || undefined)
+          const writer = createWriteStream(pipe)
+          writer.end(bytes)
+          await finished(writer)
+        }
+      })()
+      try {
+        await expect(importExport(emptyDatabase, catalogFor(kind), pipe)).rejects.toThrow(new ImportError(`${pipe} changed while it was imported; nothing was imported`))
+        await feeding
+        await expectStillEmpty(emptyDatabase, freshState)
+      } finally {
+        rmSync(pipe, { force: true })
+      }
     })
 
     it('whose data the database refuses half-way (a duplicate user name): the import is one transaction, nothing stays', async () => {

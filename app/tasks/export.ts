@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
-import type { Writable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import { sql, type Kysely } from 'kysely'
 import type { Catalog } from '../content/catalog.js'
 import type { Database } from '../db/database.js'
@@ -108,52 +108,114 @@ async function writeSnapshot (reader: Kysely<DB>, output: Writable, onProgress?:
   return { ...summary, bytes }
 }
 
-interface ParsedExport {
-  lastCommit: number
-  sections: Array<{ table: ExportedTable, columns: string[], rows: unknown[][] }>
+/** Rows per insert statement, and per batch that {@link readExport} hands on. */
+const IMPORT_BATCH = 200
+
+/** Rows of one table, in file order, as {@link readExport} hands them on. */
+export interface ExportBatch {
+  table: ExportedTable
+  columns: readonly string[]
+  rows: unknown[][]
 }
 
-/** Reads and checks a whole export file; refuses a truncated or altered one before anything is written. */
-async function readExport (file: string): Promise<ParsedExport> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })
+interface CheckedExport {
+  lastCommit: number
+  /** Of every byte before the end line (the end line says the same). */
+  sha256: string
+  /** Rows per table, in the order of the file. */
+  rows: Record<string, number>
+}
+
+interface Section {
+  table: ExportedTable
+  columns: readonly string[]
+  expected: number
+  seen: number
+  /** Rows read and not handed on yet. */
+  batch: unknown[][]
+}
+
+/**
+ * Reads an export as it streams in and checks each line as it comes: the header, each
+ * section's columns and row count, each row's shape, the end line and its checksum. The rows
+ * go to `onBatch` in file order, at most {@link IMPORT_BATCH} at a time, and the next lines are
+ * read only once it is done with them, so memory stays flat however large the file is. A file
+ * that is found wanting throws {@link ImportError} at the line where it is found: the rows
+ * before it have been handed on by then. `source` names the input in a read error.
+ */
+export async function readExport (input: Readable, source: string, onBatch: (batch: ExportBatch) => Promise<void>): Promise<CheckedExport> {
+  const lines = createInterface({ input, crlfDelay: Infinity })[Symbol.asyncIterator]()
   const hash = createHash('sha256')
   let header: { lastCommit: number, tables: ExportedTable[] } | undefined
-  const sections: ParsedExport['sections'] = []
-  let current: ParsedExport['sections'][number] & { expected: number } | undefined
-  let ended = false
+  let current: Section | undefined
+  let sections = 0
+  const rows: Record<string, number> = {}
+  let sha256: string | undefined
   let number = 0
+  const handOn = async () => {
+    if (current === undefined || current.batch.length === 0) return
+    const batch = { table: current.table, columns: current.columns, rows: current.batch }
+    current.batch = []
+    await onBatch(batch)
+  }
   try {
-    for await (const text of lines) {
+    for (;;) {
+      let next: IteratorResult<string>
+      try {
+        next = await lines.next()
+      } catch (err) {
+        throw new ImportError(`cannot read ${source}: ${(err as Error).message}`)
+      }
+      if (next.done === true) break
+      const text = next.value
       number++
-      if (ended) throw new ImportError(`line ${number}: there is more after the end line`)
+      if (sha256 !== undefined) throw new ImportError(`line ${number}: there is more after the end line`)
       const value = parseLine(text, number)
       if (number === 1) {
         header = checkHeader(value)
       } else if (isEnd(value)) {
-        if (current !== undefined && current.rows.length !== current.expected) throw new ImportError(`table ${current.table}: expected ${current.expected} rows, found ${current.rows.length} (the file is truncated or altered)`)
-        if (value.sha256 !== hash.digest('hex')) throw new ImportError('the checksum does not match: the file was altered or damaged')
-        ended = true
+        if (current !== undefined && current.seen !== current.expected) throw missingRows(current)
+        await handOn()
+        const digest = hash.digest('hex')
+        if (value.sha256 !== digest) throw new ImportError('the checksum does not match: the file was altered or damaged')
+        sha256 = digest
         continue
-      } else if (current === undefined || current.rows.length === current.expected) {
-        if (current !== undefined) sections.push(current)
-        current = checkSection(value, number, header!.tables[sections.length])
+      } else if (current === undefined || current.seen === current.expected) {
+        await handOn()
+        current = checkSection(value, number, header!.tables[sections])
+        sections++
+        rows[current.table] = current.expected
       } else {
         // A section header where a row should be: rows are missing (a cut or an edited file).
-        if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'table' in value) throw new ImportError(`table ${current.table}: expected ${current.expected} rows, found ${current.rows.length} (the file is truncated or altered)`)
+        if (value !== null && typeof value === 'object' && !Array.isArray(value) && 'table' in value) throw missingRows(current)
         if (!Array.isArray(value) || value.length !== current.columns.length) throw new ImportError(`line ${number}: a row of ${current.table} must be an array of ${current.columns.length} values`)
-        current.rows.push(value)
+        current.batch.push(value)
+        current.seen++
+        if (current.batch.length === IMPORT_BATCH) await handOn()
       }
       hash.update(text + '\n')
     }
-  } catch (err) {
-    if (err instanceof ImportError) throw err
-    throw new ImportError(`cannot read ${file}: ${(err as Error).message}`)
+  } finally {
+    await lines.return?.()
   }
   if (header === undefined) throw new ImportError('the file is empty')
-  if (!ended) throw new ImportError('the file ends before its end line: it is truncated')
-  if (current !== undefined) sections.push(current)
-  if (sections.length !== header.tables.length) throw new ImportError(`expected ${header.tables.length} tables, found ${sections.length}`)
-  return { lastCommit: header.lastCommit, sections }
+  if (sha256 === undefined) throw new ImportError('the file ends before its end line: it is truncated')
+  if (sections !== header.tables.length) throw new ImportError(`expected ${header.tables.length} tables, found ${sections}`)
+  return { lastCommit: header.lastCommit, sha256, rows }
+}
+
+/** {@link readExport} of the file at `file`. */
+async function readExportFile (file: string, onBatch: (batch: ExportBatch) => Promise<void>): Promise<CheckedExport> {
+  const input = createReadStream(file, { encoding: 'utf8' })
+  try {
+    return await readExport(input, file, onBatch)
+  } finally {
+    input.destroy()
+  }
+}
+
+function missingRows (section: Section): ImportError {
+  return new ImportError(`table ${section.table}: expected ${section.expected} rows, found ${section.seen} (the file is truncated or altered)`)
 }
 
 function parseLine (text: string, number: number): any {
@@ -176,11 +238,11 @@ function checkHeader (value: any): { lastCommit: number, tables: ExportedTable[]
   return { lastCommit: value.lastCommit, tables: value.tables }
 }
 
-function checkSection (value: any, number: number, expectedTable: ExportedTable | undefined): ParsedExport['sections'][number] & { expected: number } {
+function checkSection (value: any, number: number, expectedTable: ExportedTable | undefined): Section {
   if (expectedTable === undefined || value?.table !== expectedTable) throw new ImportError(`line ${number}: expected the ${expectedTable ?? 'end'} section`)
   if (!Array.isArray(value.columns) || value.columns.join() !== TABLES[expectedTable].join()) throw new ImportError(`line ${number}: unexpected columns for ${expectedTable}`)
   if (!Number.isInteger(value.rows) || value.rows < 0) throw new ImportError(`line ${number}: no row count for ${expectedTable}`)
-  return { table: expectedTable, columns: value.columns, rows: [], expected: value.rows }
+  return { table: expectedTable, columns: TABLES[expectedTable], expected: value.rows, seen: 0, batch: [] }
 }
 
 /** Why `database` cannot take an import, or undefined when it is empty. */
@@ -194,34 +256,19 @@ async function nonEmptyReason (db: Kysely<DB>): Promise<string | undefined> {
 
 /**
  * Loads an export into an empty database of either kind, in one transaction, and rebuilds the
- * catalog from the imported documents. The file is checked in full first.
+ * catalog from the imported documents. The file is read twice, each time as a stream: first
+ * checked in full, so that a damaged or foreign file is refused before anything is written,
+ * then loaded (and checked again: a file that changed in between loads nothing).
  */
 export async function importExport (database: Database, catalog: Catalog, file: string): Promise<ExportSummary> {
-  const parsed = await readExport(file)
-  const rows: Record<string, number> = {}
+  const checked = await readExportFile(file, async () => {})
   await database.writer.transaction().execute(async (transaction) => {
     const reason = await nonEmptyReason(transaction)
     if (reason !== undefined) throw new ImportError(reason)
-    for (const section of parsed.sections) {
-      rows[section.table] = section.rows.length
-      const records = section.rows.map((values) => Object.fromEntries(section.columns.map((column, i) => [column, values[i]])))
-      // The state row is there already (its migration made it): restored in place.
-      if (section.table === 'maintenance_state') {
-        for (const record of records) await (transaction as Kysely<any>).updateTable(section.table).set(record).where('id', '=', record.id).execute()
-        continue
-      }
-      for (let i = 0; i < records.length; i += 200) {
-        await (transaction as Kysely<any>).insertInto(section.table).values(records.slice(i, i + 200)).execute()
-      }
-    }
-    const documents = parsed.sections.find((section) => section.table === 'document')!
-    for (let i = 0; i < documents.rows.length; i += 200) {
-      await catalog.insertMany(transaction, documents.rows.slice(i, i + 200).map((values) => ({
-        documentId: values[0] as number, slug: values[1] as string, title: values[2] as string, body: values[3] as string,
-      })))
-    }
-    if (parsed.lastCommit > 0) {
-      await recordImportedCommit(transaction, parsed.lastCommit)
+    const loaded = await readExportFile(file, (batch) => loadBatch(transaction, catalog, batch))
+    if (loaded.sha256 !== checked.sha256) throw new ImportError(`${file} changed while it was imported; nothing was imported`)
+    if (checked.lastCommit > 0) {
+      await recordImportedCommit(transaction, checked.lastCommit)
     }
     if (database.kind === 'postgres') {
       for (const table of SERIAL_TABLES) {
@@ -229,5 +276,21 @@ export async function importExport (database: Database, catalog: Catalog, file: 
       }
     }
   })
-  return { lastCommit: parsed.lastCommit, rows, bytes: 0 }
+  return { lastCommit: checked.lastCommit, rows: checked.rows, bytes: 0 }
+}
+
+/** Writes one batch of an import, and the catalog entries of its documents. */
+async function loadBatch (transaction: Kysely<DB>, catalog: Catalog, batch: ExportBatch): Promise<void> {
+  const records = batch.rows.map((values) => Object.fromEntries(batch.columns.map((column, i) => [column, values[i]])))
+  // The state row is there already (its migration made it): restored in place.
+  if (batch.table === 'maintenance_state') {
+    for (const record of records) await (transaction as Kysely<any>).updateTable(batch.table).set(record).where('id', '=', record.id).execute()
+    return
+  }
+  await (transaction as Kysely<any>).insertInto(batch.table).values(records).execute()
+  if (batch.table === 'document') {
+    await catalog.insertMany(transaction, batch.rows.map((values) => ({
+      documentId: values[0] as number, slug: values[1] as string, title: values[2] as string, body: values[3] as string,
+    })))
+  }
 }
