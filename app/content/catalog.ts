@@ -70,7 +70,10 @@ const sqliteCatalog: Catalog = {
     await sql`delete from catalog where rowid = ${documentId}`.execute(db)
   },
   async removeRange (db, from, to) {
-    await sql`delete from catalog where rowid >= ${from} and rowid <= ${to ?? Number.MAX_SAFE_INTEGER}`.execute(db)
+    // FTS5 takes time in proportion to the whole table for a rowid range (30 ms for 100 entries
+    // of 100,000: a rebuild took quadratic time); its content table finds them by primary key.
+    await sql`delete from catalog where rowid in (
+      select id from catalog_content where id >= ${from} and id <= ${to ?? Number.MAX_SAFE_INTEGER})`.execute(db)
   },
   async clear (db) {
     await sql`delete from catalog`.execute(db)
