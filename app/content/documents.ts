@@ -45,11 +45,17 @@ export async function requireDocument (db: Kysely<DB>, slug: string): Promise<Do
   return doc
 }
 
+/**
+ * A page of the documents, most recently changed first. The page's ids come from the index of
+ * that order alone (document_recent), so a page deep into the list does not read every row before it.
+ */
 export async function listDocuments (db: Kysely<DB>, options: { limit: number, offset: number }): Promise<DocumentSummary[]> {
   const rows = await db.selectFrom('document')
     .select(['slug', 'title', 'version', 'updated_at', 'updated_by'])
+    .where('id', 'in', (eb) => eb.selectFrom('document').select('id')
+      .orderBy('updated_at', 'desc').orderBy('slug')
+      .limit(options.limit).offset(options.offset))
     .orderBy('updated_at', 'desc').orderBy('slug')
-    .limit(options.limit).offset(options.offset)
     .execute()
   return rows.map((row) => ({ slug: row.slug, title: row.title, version: row.version, updatedAt: row.updated_at, updatedBy: row.updated_by }))
 }

@@ -7,6 +7,7 @@ import * as tasks from './migrations/2026-11-23-tasks.js'
 import * as userAdmin from './migrations/2026-12-02-user-admin.js'
 import * as signInFailures from './migrations/2026-12-03-sign-in-failures.js'
 import * as commitStateVersion from './migrations/2026-12-04-commit-state-version.js'
+import * as documentListing from './migrations/2026-12-07-document-listing.js'
 
 /** Every migration, in order. Dated names; a migration never changes once released. */
 export const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ export const migrations: Record<string, Migration> = {
   '2026-12-03-sign-in-failures': signInFailures,
   ...maintenanceMigrations,
   '2026-12-04-commit-state-version': commitStateVersion,
+  '2026-12-07-document-listing': documentListing,
 }
 
 /** How long a process waits for another one's migrations before it gives up. */
