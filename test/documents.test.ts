@@ -601,5 +601,25 @@ describe.each(DATABASE_KINDS)('documents on %s', (kind) => {
       const rows = await site.database.writer.selectFrom('document').select('id').where('slug', '=', 'api-race').execute()
       expect(rows).toHaveLength(1)
     })
+
+    it('the total the pages show is kept by the database: right after creates and deletes at once, a create that conflicts, and seeding', async () => {
+      const before = await documentCount()
+      const slugs = Array.from({ length: 12 }, (_, i) => `count-${i}`)
+      const created = await Promise.all(slugs.map((slug) => putDoc(slug, { title: slug, body: '' })))
+      expect(created.map((response) => response.statusCode)).toEqual(slugs.map(() => 201))
+      const answers = await Promise.all([
+        ...slugs.slice(0, 6).map((slug) => site.app.inject({ method: 'DELETE', url: `/api/docs/${slug}`, headers: { authorization: bob } })),
+        ...slugs.slice(6).map((slug) => putDoc(`${slug}-more`, { title: slug, body: '' })),
+        // Two creates of one address: the second is an update, and counts nothing.
+        putDoc('count-same', { title: 'one', body: '' }),
+        putDoc('count-same', { title: 'two', body: '' }),
+      ])
+      expect(answers.filter((response) => response.statusCode >= 300)).toEqual([])
+      expect(await seedDocuments(site.database.writer, catalogFor(kind), 3)).toBe(3)
+      const total = await documentCount()
+      expect(total).toBe(before + 12 - 6 + 6 + 1 + 3)
+      expect((await site.app.inject('/api/docs?limit=1')).json().total).toBe(total)
+      expect(mainOf((await site.app.inject('/docs')).body)).toContain(`<p class="lead">${total.toLocaleString('en')} documents, most recently changed first.</p>`)
+    })
   })
 })

@@ -16,6 +16,7 @@ const OWNERS: Record<string, string | RegExp> = {
   session: 'app/auth/session-store.ts',
   sign_in_failure: 'app/auth/sign-in-log.ts',
   document: 'app/content/documents.ts',
+  document_count: 'app/content/documents.ts',
   catalog: 'app/content/catalog.ts',
   task: 'app/tasks/tasks.ts',
   commit_log: 'app/unit-of-work/commit-log.ts',

@@ -8,6 +8,7 @@ import * as userAdmin from './migrations/2026-12-02-user-admin.js'
 import * as signInFailures from './migrations/2026-12-03-sign-in-failures.js'
 import * as commitStateVersion from './migrations/2026-12-04-commit-state-version.js'
 import * as documentListing from './migrations/2026-12-07-document-listing.js'
+import * as documentCount from './migrations/2026-12-08-document-count.js'
 
 /** Every migration, in order. Dated names; a migration never changes once released. */
 export const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   ...maintenanceMigrations,
   '2026-12-04-commit-state-version': commitStateVersion,
   '2026-12-07-document-listing': documentListing,
+  '2026-12-08-document-count': documentCount,
 }
 
 /** How long a process waits for another one's migrations before it gives up. */

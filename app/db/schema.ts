@@ -12,6 +12,7 @@ export interface DB extends MaintenanceTables {
   app_user: UserTable
   session: SessionTable
   document: DocumentTable
+  document_count: DocumentCountTable
   task: TaskTable
   commit_log: CommitLogTable
   password_reset: PasswordResetTable
@@ -76,6 +77,12 @@ export interface DocumentTable {
   created_at: string
   updated_by: string
   updated_at: string
+}
+
+/** One row: how many documents there are, kept by triggers on `document`. */
+export interface DocumentCountTable {
+  id: number
+  n: number
 }
 
 export type TaskState = 'queued' | 'running' | 'paused' | 'cancelling' | 'cancelled' | 'done' | 'failed'
