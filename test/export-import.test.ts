@@ -168,6 +168,29 @@ function syntheticExport (documents: number, chunkSize: number) {
   return { stream: () => Readable.from(chunks(), { objectMode: false }), counter }
 }
 
+/**
+ * A named pipe at `pipe` that gives each reader in turn what one of `feeds` writes (a reader
+ * that opens it waits for a writer, and sees the end when that writer closes). Resolves once
+ * every feed has been read to its end.
+ */
+async function servePipe (pipe: string, feeds: Array<(writer: ReturnType<typeof createWriteStream>) => Promise<void>>): Promise<void> {
+  execFileSync('mkfifo', [pipe])
+  const readersOpen = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === pipe
+    } catch {
+      return false
+    }
+  }).length
+  for (const feed of feeds) {
+    // A writer that opens while the previous read is still open would run on into it.
+    await until('the previous read to close the pipe', async () => readersOpen() === 0 || undefined)
+    const writer = createWriteStream(pipe)
+    await feed(writer)
+    await finished(writer)
+  }
+}
+
 describe('readExport: the import reads its file as a stream', () => {
   it('hands rows on in batches while the file is still being read: it never reads far ahead of what it has handed on', async () => {
     const documents = 50_000
@@ -421,6 +444,38 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
     }
   })
 
+  it('an import loads the file as it reads it: its first documents are written before the rest of the file has been sent', async () => {
+    const exported = (await exportOf(site.database)).bytes
+    const target = await createTestDatabase(kind)
+    const database = await openDatabase(target.url)
+    const firstDocuments = deferred()
+    const catalog = catalogFor(kind)
+    const watched = { ...catalog, insertMany: async (db: Parameters<typeof catalog.insertMany>[0], entries: Parameters<typeof catalog.insertMany>[1]) => { firstDocuments.resolve(); await catalog.insertMany(db, entries) } }
+    const pipe = path.join(target.dataDir, 'streamed.jsonl')
+    const cut = Math.floor(exported.length / 3)
+    const feeding = servePipe(pipe, [
+      // The check reads it all...
+      async (writer) => { writer.end(exported) },
+      // ...the load gets a third, and the rest only once documents have been written.
+      async (writer) => {
+        writer.write(exported.subarray(0, cut))
+        const written = await Promise.race([firstDocuments.promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))])
+        writer.end(exported.subarray(cut))
+        expect(written, 'documents written before the last two thirds of the file were sent').toBe(true)
+      },
+    ])
+    try {
+      const summary = await importExport(database, watched, pipe)
+      await feeding
+      expect(summary.rows.document).toBe(await countOf(site.database, 'document'))
+      expect((await exportOf(database)).bytes.equals(exported)).toBe(true)
+      expect(await catalogRows(database)).toHaveLength(summary.rows.document!)
+    } finally {
+      await database.destroy()
+      await target.drop()
+    }
+  })
+
   describe('a damaged or foreign file is refused before anything is written', () => {
     let good: Buffer
     const fileFor = (name: string, bytes: Buffer | string) => {
@@ -485,23 +540,7 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       const body = lines.slice(0, -1).join('\n').replace('Catalog entry 600.', 'Catalog entry 601.') + '\n'
       const other = Buffer.from(body + JSON.stringify({ end: true, sha256: createHash('sha256').update(body).digest('hex') }) + '\n')
       const pipe = path.join(empty.dataDir, `changing-${kind}.jsonl`)
-      execFileSync('mkfifo', [pipe])
-      const readersOpen = () => readdirSync('/proc/self/fd').filter((fd) => {
-        try {
-          return readlinkSync(`/proc/self/fd/${fd}`) === pipe
-        } catch {
-          return false
-        }
-      }).length
-      const feeding = (async () => {
-        for (const bytes of [good, other]) {
-          // A writer that opens while the first read is still open would run on into it.
-          await until('the first read to close the pipe', async () => readersOpen() === 0 || undefined)
-          const writer = createWriteStream(pipe)
-          writer.end(bytes)
-          await finished(writer)
-        }
-      })()
+      const feeding = servePipe(pipe, [async (writer) => { writer.end(good) }, async (writer) => { writer.end(other) }])
       try {
         await expect(importExport(emptyDatabase, catalogFor(kind), pipe)).rejects.toThrow(new ImportError(`${pipe} changed while it was imported; nothing was imported`))
         await feeding
