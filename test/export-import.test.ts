@@ -550,6 +550,18 @@ describe.each(DATABASE_KINDS)('export on %s', (kind) => {
       }
     })
 
+    it('quiesce import of a pipe, refused before it is read: an import reads its file twice', async () => {
+      const pipe = path.join(empty.dataDir, `pipe-${kind}.jsonl`)
+      execFileSync('mkfifo', [pipe])
+      try {
+        const run = await quiesce(empty, ['import', pipe])
+        expect(run).toEqual({ code: 1, stdout: '', stderr: `quiesce: ${pipe} is not a regular file: an import reads its file twice (to check it, then to load it), so save the export to a file first\n` })
+        await expectStillEmpty(emptyDatabase, freshState)
+      } finally {
+        rmSync(pipe, { force: true })
+      }
+    })
+
     it('whose data the database refuses half-way (a duplicate user name): the import is one transaction, nothing stays', async () => {
       const lines = linesOf(good)
       // The second user row, its name made the first one's; the checksum made to match.

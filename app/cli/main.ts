@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { rm, stat } from 'node:fs/promises'
 import { finished } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import type { Kysely } from 'kysely'
@@ -129,6 +129,9 @@ const COMMANDS: Record<string, Command> = {
   import: {
     async run ({ positionals, config, io }) {
       const [file] = exactly(positionals, 1, 'import FILE')
+      // A pipe would be empty the second time (a missing file is for the import to report).
+      const found = await stat(file!).catch(() => undefined)
+      if (found !== undefined && !found.isFile()) throw new CommandError(`${file} is not a regular file: an import reads its file twice (to check it, then to load it), so save the export to a file first`)
       const summary = await withDatabase(config, (database) => importExport(database, catalogFor(database.kind), file!))
       const rows = Object.entries(summary.rows).map(([table, n]) => `${n} ${table}`).join(', ')
       println(io.stdout, `imported ${rows} (export up to commit ${summary.lastCommit}); the catalog was rebuilt`)
