@@ -45,8 +45,8 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PostgresServer } from '../test/helpers/postgres-server.js'
 import {
-  ROOT, basicAuth, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load, machine, median, onCleanup, percentile,
-  queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, type RunResult, type Server,
+  ROOT, basicAuth, ensureBuilt, envNumber, finishReport, fmt, getRun, httpRequest, load, median, newReport, onCleanup, percentile, queryDatabase, runCli,
+  runMain, startServer, StateEvents, stopServer, table, type RunResult, type Server,
 } from './lib.js'
 
 const PARTS = ['propagation', 'own-writes', 'reads'] as const
@@ -72,7 +72,7 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
 
 const failures: string[] = []
 const summary: Array<{ part: string, measure: string, value: string }> = []
-const report: Record<string, unknown> = { startedAt: new Date().toISOString(), machine: machine(), git: gitState(), settings, loadAtStart: load().loadavg1 }
+const report = newReport(settings)
 
 interface Pair {
   primary: PostgresServer

@@ -27,7 +27,7 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import BetterSqlite3 from 'better-sqlite3'
 import {
-  APP_BIN, ROOT, basicAuth, checkVersions, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, load, machine, median,
+  APP_BIN, ROOT, basicAuth, checkVersions, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, gitState, load, median, newReport,
   onCleanup, putRun, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type RunResult, type Server, type Tally, type WriteRunResult,
 } from './lib.js'
 
@@ -77,12 +77,7 @@ const RUN_HEADER = ['round', 'server', 'rate', 'answers', 'mean ms', 'p50 ms', '
 // The run
 
 const failures: string[] = []
-const report: Record<string, unknown> = {
-  startedAt: new Date().toISOString(),
-  machine: machine(),
-  git: gitState(),
-  settings: { ...settings, pipelining: 1 },
-}
+const report = newReport({ ...settings, pipelining: 1 })
 
 async function main (): Promise<void> {
   const began = performance.now()

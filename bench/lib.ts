@@ -212,6 +212,11 @@ export function gitState (): { commit: string, dirty: string[] } {
   }
 }
 
+/** What every benchmark's JSON report begins with: when, where, which commit, its settings, the load. */
+export function newReport (settings: unknown): Record<string, unknown> {
+  return { startedAt: new Date().toISOString(), machine: machine(), git: gitState(), settings, loadAtStart: load().loadavg1 }
+}
+
 export function machine () {
   return { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, platform: `${os.platform()} ${os.release()}` }
 }

@@ -68,8 +68,8 @@ import type * as ConfigModule from '../app/config.js'
 import type * as DatabaseModule from '../app/db/database.js'
 import { cpuPerRequest, type InProcessApp } from './in-process.js'
 import {
-  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, finishReport, envNumber, fmt, getRun, gitState, httpRequest, load,
-  machine, median, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
+  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, gitState, httpRequest,
+  load, median, newReport, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
   type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
 } from './lib.js'
 
@@ -120,13 +120,7 @@ interface Target {
 
 const failures: string[] = []
 const summary: Array<{ part: Part, database: string, measure: string, value: string, target: string, met: boolean | null }> = []
-const report: Record<string, unknown> = {
-  startedAt: new Date().toISOString(),
-  machine: machine(),
-  git: gitState(),
-  settings: { ...settings, pipelining: 1 },
-  loadAtStart: load().loadavg1,
-}
+const report = newReport({ ...settings, pipelining: 1 })
 
 function startApp (name: string, target: Target, withPlugin: boolean, extraEnv: Record<string, string> = {}): Promise<Server> {
   return startServer(name, ['--import', 'tsx', APP_SERVER], { ...target.env, QUIESCE_INSTANCE_ID: name, BENCH_MAINTENANCE: withPlugin ? '1' : '0', ...extraEnv }, profiling)

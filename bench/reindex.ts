@@ -58,8 +58,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
 import {
-  ROOT, DOC_BODY, basicAuth, copySqlite, cpuMicros, ensureBuilt, finishReport, envNumber, fmt, gitState, httpRequest, load, machine, median,
-  onCleanup, percentile, queryDatabase, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type Server,
+  ROOT, DOC_BODY, basicAuth, copySqlite, cpuMicros, ensureBuilt, envNumber, finishReport, fmt, gitState, httpRequest, load, median, newReport, onCleanup,
+  percentile, queryDatabase, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type Server,
 } from './lib.js'
 
 const SCENARIOS = { a: 'idle', b: 'normal + editors', c: 'concurrent + editors', d: 'concurrent + polite editors' } as const
@@ -142,13 +142,7 @@ interface ScenarioResult {
 
 const failures: string[] = []
 const results: ScenarioResult[] = []
-const report: Record<string, unknown> = {
-  startedAt: new Date().toISOString(),
-  machine: machine(),
-  git: gitState(),
-  settings,
-  loadAtStart: load().loadavg1,
-}
+const report = newReport(settings)
 
 const managerAgent = new http.Agent({ keepAlive: true, maxSockets: 2 })
 

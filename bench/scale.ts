@@ -43,7 +43,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import {
-  APP_BIN, basicAuth, cpuMicros, ensureBuilt, envNumber, finishReport, fmt, gitState, httpRequest, load, machine, onCleanup, postgresAdmin,
+  APP_BIN, basicAuth, cpuMicros, ensureBuilt, envNumber, finishReport, fmt, gitState, httpRequest, load, newReport, onCleanup, postgresAdmin,
   queryDatabase, runCli, runMain, startServer, stopServer, summarise, table, throwawayPostgres, type RunResult, type Server,
 } from './lib.js'
 
@@ -154,13 +154,7 @@ const failures: string[] = []
 const httpResults: HttpResult[] = []
 const taskResults: TaskResult[] = []
 const streamResults: StreamResult[] = []
-const report: Record<string, unknown> = {
-  startedAt: new Date().toISOString(),
-  machine: machine(),
-  git: gitState(),
-  settings,
-  loadAtStart: load().loadavg1,
-}
+const report = newReport(settings)
 
 const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`
 

@@ -21,14 +21,14 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DatabaseKind } from '../test/helpers/databases.js'
 import { churnStreams, leakFindings, mixedLoad, postgresConnections, quiet, soakSummary, startSoakSite } from '../test/helpers/soak.js'
-import { envNumber, gitState, load, machine, RESULTS_DIR } from './lib.js'
+import { RESULTS_DIR, envNumber, newReport } from './lib.js'
 
 const seconds = envNumber('BENCH_SOAK_SECONDS', 60)
 const streams = envNumber('BENCH_SOAK_STREAMS', 1000)
 const secondRound = envNumber('BENCH_SOAK_SECOND_ROUND', 20)
 const kinds = (process.env.BENCH_DATABASES ?? 'sqlite,postgres').split(',').map((kind) => kind.trim()) as DatabaseKind[]
 
-const report: Record<string, unknown> = { startedAt: new Date().toISOString(), machine: machine(), git: gitState(), loadAtStart: load().loadavg1, settings: { seconds, streams, secondRound } }
+const report = newReport({ seconds, streams, secondRound })
 let failed = false
 
 for (const kind of kinds) {
