@@ -1,4 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { catalogFor } from '../app/content/catalog.js'
 import { seedDocuments } from '../app/content/seed.js'
@@ -621,5 +622,25 @@ describe.each(DATABASE_KINDS)('documents on %s', (kind) => {
       expect((await site.app.inject('/api/docs?limit=1')).json().total).toBe(total)
       expect(mainOf((await site.app.inject('/docs')).body)).toContain(`<p class="lead">${total.toLocaleString('en')} documents, most recently changed first.</p>`)
     })
+
+    // PostgreSQL's statement-level triggers fire for statements that change no row (SQLite's row triggers do not).
+    if (kind === 'postgres') {
+      it('a statement that removes no document leaves the count, and its lock, alone', async () => {
+        const before = await documentCount()
+        // An open transaction whose delete matched nothing: a create elsewhere does not wait for it.
+        const held = await site.database.writer.connection().execute(async (connection) => {
+          await sql`begin`.execute(connection)
+          await sql`delete from document where slug = 'no-such-document'`.execute(connection)
+          const created = await Promise.race([
+            putDoc('count-while-held', { title: 'created', body: '' }).then((response) => response.statusCode),
+            new Promise<string>((resolve) => setTimeout(() => resolve('waited'), 3000)),
+          ])
+          await sql`rollback`.execute(connection)
+          return created
+        })
+        expect(held).toBe(201)
+        expect(await documentCount()).toBe(before + 1)
+      })
+    }
   })
 })

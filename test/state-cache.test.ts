@@ -45,6 +45,15 @@ describe('StateCache.readSince', () => {
     expect(reads()).toBe(2)
   })
 
+  it('fails a refresh whose store throws at once as one that rejects: a rejected promise, not a throw', async () => {
+    let fail = false
+    const store = { read: () => { if (fail) throw new Error('no connection'); return Promise.resolve(CONCURRENT) } } as unknown as MaintenanceStore
+    const cache = await StateCache.load(store)
+    fail = true
+    const refreshed = cache.refresh()
+    await expect(refreshed).rejects.toThrow('no connection')
+  })
+
   it('reads again for a unit of work that began after the last read and the one in flight began', async () => {
     const { store, reads, answer } = heldStore()
     const loading = StateCache.load(store)

@@ -1,7 +1,16 @@
-import { sql } from 'kysely'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import BetterSqlite3 from 'better-sqlite3'
+import type { FastifyBaseLogger } from 'fastify'
+import { Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase, type Database } from '../app/db/database.js'
+import type { DB } from '../app/db/schema.js'
+import { betterSqliteDialect } from '../app/db/sqlite-driver.js'
 import { transactionBeginningWith } from '../app/db/transactions.js'
+import { ConflictError } from '../app/errors.js'
+import { UnitOfWorkEngine } from '../app/unit-of-work/unit-of-work.js'
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from './helpers/databases.js'
 
 /**
@@ -81,5 +90,39 @@ describe('on postgres', () => {
     release()
     const [first, work] = await done
     expect(first).toBe(work)
+  })
+})
+
+describe('a commit guard at the BEGIN, on sqlite, when another connection holds the write lock', () => {
+  it('is a conflict, retried, not an unreadable state', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quiesce-busy-'))
+    const file = path.join(dir, 'busy.sqlite')
+    await (await openDatabase({ kind: 'sqlite', file })).destroy()
+    const holder = new BetterSqlite3(file)
+    holder.exec('create table t (n integer)')
+    const writer = new Kysely<DB>({ dialect: betterSqliteDialect({ connect: () => new BetterSqlite3(file), lockTimeoutMs: 100 }) })
+    const log = { debug () {}, warn () {}, error () {} } as unknown as FastifyBaseLogger
+    const engine = new UnitOfWorkEngine({ writer, reader: writer, attempts: 2, log })
+    let judged = 0
+    engine.guardAtBegin({ statement: 'select 1 as one', judge () { judged++ }, unreadable: () => new Error('unreadable') })
+    try {
+      holder.exec('begin immediate')
+      const attempt = engine.run(null, async (unitOfWork) => {
+        unitOfWork.stage(async (transaction) => { await sql`insert into t (n) values (1)`.execute(transaction) })
+      })
+      await expect(attempt).rejects.toBeInstanceOf(ConflictError)
+      expect(judged).toBe(0)
+      // Once the lock is free, the same commit goes through.
+      holder.exec('rollback')
+      await engine.run(null, async (unitOfWork) => {
+        unitOfWork.stage(async (transaction) => { await sql`insert into t (n) values (2)`.execute(transaction) })
+      })
+      expect(judged).toBe(1)
+      expect(holder.prepare('select n from t').all()).toEqual([{ n: 2 }])
+    } finally {
+      await writer.destroy()
+      holder.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { StateCache } from './state-cache.js'
 import type { InstanceRecord, MaintenanceStore } from './store.js'
@@ -47,7 +48,7 @@ export class InstanceRegistry {
   /** The primary's registry (`registryStore`) holds a row of this instance, and failing to write it was logged. */
   #inPrimaryRegistry = false
   #primaryHeartbeatFailing = false
-  #beatingIntoPrimary = false
+  #beatingIntoPrimary: Promise<void> | undefined
 
   constructor (fastify: FastifyInstance, options: RegistryOptions) {
     this.#fastify = fastify
@@ -111,8 +112,12 @@ export class InstanceRegistry {
   /** Leaves the registry; a failure is logged, the row goes stale and is dropped by the others. */
   async unregister (): Promise<void> {
     const { store, registryStore, standby, instanceId } = this.#options
-    const registeredIn = standby() ? (this.#inPrimaryRegistry ? registryStore : undefined) : store
-    await registeredIn?.removeInstance(instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
+    const leave = (from: RegistryStore) => from.removeInstance(instanceId).catch((err: unknown) => this.#fastify.log.warn({ err }, 'could not unregister the instance'))
+    // A heartbeat into the primary still on its way would bring the row back after the removal
+    // (waited for up to a second: a primary that hangs does not hold up the shutdown).
+    if (this.#beatingIntoPrimary !== undefined) await Promise.race([this.#beatingIntoPrimary, sleep(1000, undefined, { ref: false })])
+    if (this.#inPrimaryRegistry && registryStore !== undefined) await leave(registryStore)
+    if (!standby()) await leave(store)
   }
 
   /**
@@ -156,9 +161,11 @@ export class InstanceRegistry {
    * own database's. A primary that cannot be reached (or hangs) is logged, once until it can be
    * again, and the copy serves on. One at a time, like the heartbeat.
    */
-  async #beatIntoPrimary (registryStore: RegistryStore, now: Date): Promise<void> {
-    if (this.#beatingIntoPrimary) return
-    this.#beatingIntoPrimary = true
+  #beatIntoPrimary (registryStore: RegistryStore, now: Date): void {
+    this.#beatingIntoPrimary ??= this.#writeIntoPrimary(registryStore, now).finally(() => { this.#beatingIntoPrimary = undefined })
+  }
+
+  async #writeIntoPrimary (registryStore: RegistryStore, now: Date): Promise<void> {
     try {
       await registryStore.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())
       this.#inPrimaryRegistry = true
@@ -167,8 +174,6 @@ export class InstanceRegistry {
     } catch (err) {
       if (!this.#primaryHeartbeatFailing) this.#fastify.log.warn({ err }, 'could not register in the primary\'s registry: the primary\'s control panel does not list this instance')
       this.#primaryHeartbeatFailing = true
-    } finally {
-      this.#beatingIntoPrimary = false
     }
   }
 
@@ -190,7 +195,7 @@ export class InstanceRegistry {
     try {
       if (standby()) {
         await cache.refresh()
-        if (registryStore !== undefined) this.#beatIntoPrimary(registryStore, now) // never rejects; not waited for
+        if (registryStore !== undefined) this.#beatIntoPrimary(registryStore, now)
       } else {
         this.#leavePrimaryRegistry()
         await store.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())

@@ -46,7 +46,14 @@ export class StateCache {
   /** Reads the state from the database (not the copy) and applies it. */
   refresh (): Promise<MaintenanceState> {
     const begunAt = performance.now()
-    const state = this.#store.read().then((read) => {
+    let reading: Promise<MaintenanceState>
+    try {
+      reading = this.#store.read()
+    } catch (err) {
+      // A store whose read throws at once fails like one whose read rejects.
+      reading = Promise.reject(err)
+    }
+    const state = reading.then((read) => {
       this.apply(read)
       this.#readBegunAt = Math.max(this.#readBegunAt, begunAt)
       return this.#state

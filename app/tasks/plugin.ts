@@ -25,6 +25,8 @@ interface TaskService {
  * runner; a task belongs to the instance that claimed it while that instance heartbeats.
  */
 const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksPlugin (fastify, options) {
+  const readOnlyReindexBatch = options.readOnlyReindexBatch ?? READ_ONLY_REINDEX_BATCH
+  if (!Number.isInteger(readOnlyReindexBatch) || readOnlyReindexBatch < 1) throw new Error(`readOnlyReindexBatch must be a whole number of documents, 1 or more, not ${readOnlyReindexBatch}`)
   const db = fastify.db.writer
   const runner = new TaskRunner({
     database: fastify.db,
@@ -32,7 +34,7 @@ const tasksPlugin: FastifyPluginAsync<TaskRunnerOptions> = async function tasksP
     catalog: fastify.catalog,
     maintenance: fastify.maintenance,
     owner: fastify.config.instanceId,
-    readOnlyReindexBatch: options.readOnlyReindexBatch ?? READ_ONLY_REINDEX_BATCH,
+    readOnlyReindexBatch,
     dataDir: fastify.config.dataDir,
     log: fastify.log,
   }, { reindex, export: exportTask }, options)

@@ -290,8 +290,9 @@ export class UnitOfWorkEngine<P extends Actor = Actor> {
               await apply(transaction)
             })
           } catch (err) {
-            // The guard's statement itself failed (with the BEGIN): it could not read what it judges.
-            if (!judged && !isDatabaseUnavailable(err)) throw guard.unreadable(err)
+            // The guard's statement failed with the BEGIN: it could not read what it judges. Not a
+            // BEGIN that waited too long for the write lock (SQLite): that is a conflict, retried.
+            if (!judged && !isDatabaseUnavailable(err) && asConflict(err) === undefined) throw guard.unreadable(err)
             throw err
           }
         }

@@ -14,6 +14,9 @@ export async function up (db: Kysely<any>): Promise<void> {
     .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
     .addColumn('n', 'integer', (c) => c.notNull())
     .execute()
+  // No document may be added or removed between the count and the triggers (an older instance
+  // still running during a rolling upgrade): SQLite's migration holds the write lock already.
+  if (!isSqlite(db)) await sql`lock table document in share row exclusive mode`.execute(db)
   await sql`insert into document_count (id, n) select 1, count(*) from document`.execute(db)
   if (isSqlite(db)) {
     await sql`create trigger document_added after insert on document begin update document_count set n = n + 1; end`.execute(db)
@@ -22,11 +25,17 @@ export async function up (db: Kysely<any>): Promise<void> {
   }
   await sql`
     create function document_count_follow() returns trigger language plpgsql as $$
+    declare
+      changed bigint;
     begin
+      -- A statement that added or removed nothing (a version that did not match, a seed batch
+      -- whose slugs were all taken) leaves the row, and its lock, alone.
       if tg_op = 'INSERT' then
-        update document_count set n = n + (select count(*) from added);
+        select count(*) into changed from added;
+        if changed > 0 then update document_count set n = n + changed; end if;
       elsif tg_op = 'DELETE' then
-        update document_count set n = n - (select count(*) from removed);
+        select count(*) into changed from removed;
+        if changed > 0 then update document_count set n = n - changed; end if;
       else
         update document_count set n = 0;
       end if;
