@@ -10,7 +10,10 @@ interface GuardOptions {
   identify: (principal: unknown) => MaintenancePrincipal | null
 }
 
-const UNREADABLE = 'The maintenance state cannot be read right now, so nothing can be saved; try again shortly'
+/** A commit whose transaction could not read the state is refused, saying so. */
+function unreadable (cause: unknown): Error {
+  return new StateUnavailableError('The maintenance state cannot be read right now, so nothing can be saved; try again shortly', { cause })
+}
 
 /**
  * The commit guard, through the unit of work's seams: every commit is judged by the state as
@@ -35,11 +38,11 @@ export function guardCommits (seams: CommitSeams, { store, cache, identify }: Gu
         try {
           current = atBegin.state(rows)
         } catch (err) {
-          throw new StateUnavailableError(UNREADABLE, { cause: err })
+          throw unreadable(err)
         }
         judge(current, unitOfWork.principal)
       },
-      unreadable: (err) => new StateUnavailableError(UNREADABLE, { cause: err }),
+      unreadable,
     })
   } else {
     seams.onBeforeWrites(async function guardCommit ({ transaction, unitOfWork }) {
@@ -47,7 +50,7 @@ export function guardCommits (seams: CommitSeams, { store, cache, identify }: Gu
       try {
         current = await store.readInTransaction(transaction)
       } catch (err) {
-        throw new StateUnavailableError(UNREADABLE, { cause: err })
+        throw unreadable(err)
       }
       judge(current, unitOfWork.principal)
     })

@@ -141,10 +141,10 @@ export class InstanceRegistry {
     }
   }
 
-  /** This instance's row as of now. */
-  #record (now: Date): InstanceRecord {
+  /** Writes this instance's row as of `now` into `registry`, which drops the rows gone stale meanwhile. */
+  #heartbeatInto (registry: RegistryStore, now: Date): Promise<void> {
     const { cache, tracker, instanceId } = this.#options
-    return {
+    return registry.heartbeat({
       id: instanceId,
       address: addressOf(this.#fastify),
       startedAt: this.#startedAt,
@@ -153,7 +153,7 @@ export class InstanceRegistry {
       requestsInFlight: tracker.requestsInFlight,
       writesInFlight: tracker.writesInFlight,
       details: this.#details(),
-    }
+    }, new Date(now.getTime() - DROP_AFTER_MS).toISOString())
   }
 
   /**
@@ -167,7 +167,7 @@ export class InstanceRegistry {
 
   async #writeIntoPrimary (registryStore: RegistryStore, now: Date): Promise<void> {
     try {
-      await registryStore.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+      await this.#heartbeatInto(registryStore, now)
       this.#inPrimaryRegistry = true
       if (this.#primaryHeartbeatFailing) this.#fastify.log.info('the primary\'s registry is reachable again')
       this.#primaryHeartbeatFailing = false
@@ -198,7 +198,7 @@ export class InstanceRegistry {
         if (registryStore !== undefined) this.#beatIntoPrimary(registryStore, now)
       } else {
         this.#leavePrimaryRegistry()
-        await store.heartbeat(this.#record(now), new Date(now.getTime() - DROP_AFTER_MS).toISOString())
+        await this.#heartbeatInto(store, now)
       }
       if (this.#heartbeatFailing) {
         await cache.refresh()

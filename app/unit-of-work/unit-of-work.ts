@@ -3,8 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { classifyDatabaseError, isDatabaseUnavailable } from '../db/errors.js'
 import { replicaCouldNotServe } from '../db/replicas.js'
 import type { DB } from '../db/schema.js'
-import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
 import { transactionBeginningWith } from '../db/transactions.js'
+import { ConflictError, databaseUnavailable, StateUnavailableError } from '../errors.js'
 import { recordCommit } from './commit-log.js'
 
 /** A write staged by a handler; it runs inside the commit transaction, in staging order. */
