@@ -36,7 +36,6 @@
  *   BENCH_CONNECTIONS=10  reads: autocannon connections
  *   BENCH_ONLY=propagation,own-writes,reads   the parts to run
  */
-import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -46,7 +45,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { PostgresServer } from '../test/helpers/postgres-server.js'
 import {
   ROOT, basicAuth, ensureBuilt, envNumber, finishReport, fmt, getRun, httpRequest, load, median, newReport, onCleanup, percentile, queryDatabase, runCli,
-  runMain, startServer, StateEvents, stopServer, table, type RunResult, type Server,
+  runMain, runPart, startServer, StateEvents, stopServer, table, temporaryDataDir, type RunResult, type Server,
 } from './lib.js'
 
 const PARTS = ['propagation', 'own-writes', 'reads'] as const
@@ -255,18 +254,12 @@ async function main (): Promise<void> {
   const began = performance.now()
   console.log(`quiesce cluster benchmark: node ${process.version}, ${os.cpus().length} CPUs shared by the primary, the standby and every instance; load ${load().loadavg1.toFixed(1)}${load().note}`)
   console.log(await ensureBuilt())
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-bench-cluster-'))
-  onCleanup(async () => rmSync(dataDir, { recursive: true, force: true }))
+  const dataDir = temporaryDataDir('quiesce-bench-cluster-')
   const pair = await buildPair(dataDir)
   const parts: Record<typeof PARTS[number], (pair: Pair) => Promise<void>> = { propagation: propagationPart, 'own-writes': ownWritesPart, reads: readsPart }
   for (const name of PARTS) {
     if (!settings.only.includes(name)) continue
-    try {
-      await parts[name](pair)
-    } catch (err) {
-      console.error(`\n${name} failed: ${(err as Error).stack ?? String(err)}`)
-      failures.push(`${name} failed: ${(err as Error).message.split('\n')[0]}`)
-    }
+    await runPart(failures, name, () => parts[name](pair))
   }
   console.log(`\n== summary (load at start ${(report.loadAtStart as number).toFixed(1)}, now ${load().loadavg1.toFixed(1)}) ==`)
   console.log(table(['part', 'measure', 'value'], summary.map((row) => [row.part, row.measure, row.value])))

@@ -21,14 +21,14 @@
  *   BENCH_KEEP=1          keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import BetterSqlite3 from 'better-sqlite3'
 import {
-  APP_BIN, ROOT, basicAuth, checkVersions, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, gitState, load, median, newReport,
-  onCleanup, putRun, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type RunResult, type Server, type Tally, type WriteRunResult,
+  APP_BIN, ROOT, basicAuth, checkVersions, describeBuild, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, load, median, newReport,
+  putRun, runCli, runMain, runPart, startServer, stopServer, table, temporaryDataDir, throwawayPostgres, type RunResult, type Server, type Tally,
+  type WriteRunResult,
 } from './lib.js'
 
 const settings = {
@@ -83,15 +83,10 @@ async function main (): Promise<void> {
   const began = performance.now()
   console.log(`quiesce docs throughput: node ${process.version}, ${os.cpus().length} CPUs; autocannon in this process, each server in its own child process`)
   console.log(`${settings.connections} connections, pipelining 1; warm-up ${settings.warmup} s per server, then ${settings.rounds} alternating rounds of ${settings.duration} s`)
-  const git = report.git as ReturnType<typeof gitState>
-  console.log(`commit ${git.commit}${git.dirty.length > 0 ? ` with uncommitted changes under app/ or views/ (${git.dirty.length} file${git.dirty.length === 1 ? '' : 's'}): measuring the working tree` : ''}; load ${load().loadavg1.toFixed(1)}${load().note}`)
+  console.log(describeBuild(report))
   console.log(await ensureBuilt())
 
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-bench-'))
-  onCleanup(async () => {
-    if (settings.keep) console.log(`kept ${dataDir}`)
-    else rmSync(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = temporaryDataDir('quiesce-bench-', settings.keep)
   const sqliteFile = path.join(dataDir, 'sqlite', 'quiesce.sqlite')
   const sqliteEnv = {
     HOST: '127.0.0.1',
@@ -114,14 +109,7 @@ async function main (): Promise<void> {
   const appCommand = `node dist/app/cli/bin.js serve with NODE_ENV=production QUIESCE_LOG_LEVEL=warn${settings.cpuProfDir === undefined ? '' : ' --cpu-prof'}`
   const sqliteApp = await startServer('app-sqlite', [APP_BIN, 'serve'], sqliteEnv, profiling)
 
-  const part = async (name: string, run: () => Promise<void>) => {
-    try {
-      await run()
-    } catch (err) {
-      console.error(`\n${name} part failed: ${(err as Error).stack ?? String(err)}`)
-      failures.push(`${name} part failed: ${(err as Error).message.split('\n')[0]}`)
-    }
-  }
+  const part = (name: string, run: () => Promise<void>) => runPart(failures, `${name} part`, run)
   if (runReads) await part('read', () => readPart(sqliteApp, sqliteFile, sqliteSlugs[0]!, appCommand))
   if (runWrites) await part('write', () => writePart(sqliteApp, sqliteSlugs, sqliteEnv, dataDir, appCommand))
 

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -209,6 +209,33 @@ export function gitState (): { commit: string, dirty: string[] } {
   } catch {
     // e.g. a `git archive` export; BENCH_COMMIT says which commit it is
     return { commit: process.env.BENCH_COMMIT ?? 'unknown (not a git checkout)', dirty: [] }
+  }
+}
+
+/** Which commit a report measures (and whether the working tree of app/, views/ or public/ differs from it), and the load now. */
+export function describeBuild (report: Record<string, unknown>): string {
+  const git = report.git as ReturnType<typeof gitState>
+  const dirty = git.dirty.length > 0 ? ` with uncommitted changes under app/, views/ or public/ (${git.dirty.length} file${git.dirty.length === 1 ? '' : 's'}): measuring the working tree` : ''
+  return `commit ${git.commit}${dirty}; load ${load().loadavg1.toFixed(1)}${load().note}`
+}
+
+/** A temporary directory for a benchmark's data, removed when it ends unless `keep` (then its path is printed). */
+export function temporaryDataDir (prefix: string, keep = false): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix))
+  onCleanup(async () => {
+    if (keep) console.log(`kept ${dir}`)
+    else rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+/** Runs one part of a benchmark; if it fails, its stack goes to stderr and its first line among the failures, and the run goes on. */
+export async function runPart (failures: string[], name: string, run: () => Promise<void>, indent = '\n'): Promise<void> {
+  try {
+    await run()
+  } catch (err) {
+    console.error(`${indent}${name} failed: ${(err as Error).stack ?? String(err)}`)
+    failures.push(`${name} failed: ${(err as Error).message.split('\n')[0]}`)
   }
 }
 

@@ -56,7 +56,6 @@
  *   BENCH_KEEP=1           keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -68,9 +67,9 @@ import type * as ConfigModule from '../app/config.js'
 import type * as DatabaseModule from '../app/db/database.js'
 import { cpuPerRequest, type InProcessApp } from './in-process.js'
 import {
-  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, gitState, httpRequest,
-  load, median, newReport, onCleanup, percentile, putRun, queryDatabase, runCli, runMain, startServer, StateEvents, stopServer, table, throwawayPostgres,
-  type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
+  ROOT, basicAuth, checkVersions, copySqlite, cpuMicros, describeBuild, documentVersions, ensureBuilt, envNumber, finishReport, fmt, getRun, httpRequest,
+  load, median, newReport, percentile, putRun, queryDatabase, runCli, runMain, runPart, startServer, StateEvents, stopServer, table, temporaryDataDir,
+  throwawayPostgres, type RunResult, type Server, type Tally, type VersionCheck, type WriteRunResult,
 } from './lib.js'
 
 const PARTS = ['gate', 'gate-cpu', 'commit', 'propagation'] as const
@@ -456,15 +455,10 @@ async function main (): Promise<void> {
   const began = performance.now()
   console.log(`quiesce maintenance benchmark: node ${process.version}, ${os.cpus().length} CPUs; clients in this process, each server in its own child process`)
   console.log(`parts: ${settings.only.join(', ')}; ${settings.connections} connections, pipelining 1; warm-up ${settings.warmup} s per server, then ${settings.rounds} rotating rounds of ${settings.duration} s; ${settings.changes} mode changes per database`)
-  const git = report.git as ReturnType<typeof gitState>
-  console.log(`commit ${git.commit}${git.dirty.length > 0 ? ` with uncommitted changes under app/, views/ or public/ (${git.dirty.length} file${git.dirty.length === 1 ? '' : 's'}): measuring the working tree` : ''}; load ${load().loadavg1.toFixed(1)}${load().note}`)
+  console.log(describeBuild(report))
   console.log(await ensureBuilt())
 
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-bench-maintenance-'))
-  onCleanup(async () => {
-    if (settings.keep) console.log(`kept ${dataDir}`)
-    else rmSync(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = temporaryDataDir('quiesce-bench-maintenance-', settings.keep)
   const baseEnv = { HOST: '127.0.0.1', PORT: '0', NODE_ENV: 'production', QUIESCE_LOG_LEVEL: 'warn' }
   const sqliteFile = path.join(dataDir, 'sqlite', 'quiesce.sqlite')
   const targets: Target[] = [await prepare('sqlite', { ...baseEnv, QUIESCE_DATA_DIR: path.dirname(sqliteFile), QUIESCE_DATABASE_URL: `sqlite:${sqliteFile}` })]
@@ -473,14 +467,7 @@ async function main (): Promise<void> {
     targets.push(await prepare('postgres', { ...baseEnv, QUIESCE_DATA_DIR: path.join(dataDir, 'postgres'), QUIESCE_DATABASE_URL: database.url }, database.name))
   }
 
-  const part = async (name: string, run: () => Promise<void>) => {
-    try {
-      await run()
-    } catch (err) {
-      console.error(`\n${name} failed: ${(err as Error).stack ?? String(err)}`)
-      failures.push(`${name} failed: ${(err as Error).message.split('\n')[0]}`)
-    }
-  }
+  const part = (name: string, run: () => Promise<void>) => runPart(failures, name, run)
   report.commit = {}
   report.propagation = {}
   if (runs('gate')) await part('gate', () => gatePart(targets[0]!, dataDir))

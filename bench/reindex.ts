@@ -49,7 +49,7 @@
  *   BENCH_KEEP=1             keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -58,8 +58,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
 import {
-  ROOT, DOC_BODY, basicAuth, copySqlite, cpuMicros, ensureBuilt, envNumber, finishReport, fmt, gitState, httpRequest, load, median, newReport, onCleanup,
-  percentile, queryDatabase, runCli, runMain, startServer, stopServer, table, throwawayPostgres, type Server,
+  ROOT, DOC_BODY, basicAuth, copySqlite, cpuMicros, describeBuild, ensureBuilt, envNumber, finishReport, fmt, httpRequest, load, median, newReport,
+  percentile, queryDatabase, runCli, runMain, runPart, startServer, stopServer, table, temporaryDataDir, throwawayPostgres, type Server,
 } from './lib.js'
 
 const SCENARIOS = { a: 'idle', b: 'normal + editors', c: 'concurrent + editors', d: 'concurrent + polite editors' } as const
@@ -373,16 +373,11 @@ async function main (): Promise<void> {
   const began = performance.now()
   console.log(`quiesce reindex benchmark: node ${process.version}, ${os.cpus().length} CPUs; editors and polling in this process, the server in a child process`)
   console.log(`${fmt(settings.docs)} documents, batches of 100; scenarios ${settings.scenarios.map((s) => `(${s}) ${SCENARIOS[s]}`).join(', ')}; ${settings.editors} editors${settings.editDocs > 0 ? ` on the first ${settings.editDocs} documents only` : ' on random documents'}; ${settings.databases.join(' and ')}; ×${settings.repeat}; time limit ${settings.timeLimitS} s`)
-  const git = report.git as ReturnType<typeof gitState>
-  console.log(`commit ${git.commit}${git.dirty.length > 0 ? ` with uncommitted changes under app/, views/ or public/ (${git.dirty.length} file${git.dirty.length === 1 ? '' : 's'}): measuring the working tree` : ''}; load ${load().loadavg1.toFixed(1)}${load().note}`)
+  console.log(describeBuild(report))
   console.log(await ensureBuilt())
   console.log('each scenario: a fresh copy of the seeded database and a fresh server (node --import tsx bench/app-server.ts: the built app with the plugin); warmed by the editors in mode normal first')
 
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-bench-reindex-'))
-  onCleanup(async () => {
-    if (settings.keep) console.log(`kept ${dataDir}`)
-    else rmSync(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = temporaryDataDir('quiesce-bench-reindex-', settings.keep)
   const baseEnv = { HOST: '127.0.0.1', PORT: '0', NODE_ENV: 'production', QUIESCE_LOG_LEVEL: 'warn' }
   let copies = 0
   const limits = new Map<Kind, number>()
@@ -433,12 +428,7 @@ async function main (): Promise<void> {
     }
     for (let repeat = 1; repeat <= settings.repeat; repeat++) {
       for (const scenario of settings.scenarios) {
-        try {
-          await runScenario(kind, scenario, repeat, fresh, slugs)
-        } catch (err) {
-          console.error(`  ${kind} (${scenario}) failed: ${(err as Error).stack ?? String(err)}`)
-          failures.push(`${kind} (${scenario}) failed: ${(err as Error).message.split('\n')[0]}`)
-        }
+        await runPart(failures, `${kind} (${scenario})`, () => runScenario(kind, scenario, repeat, fresh, slugs), '  ')
       }
     }
   }

@@ -35,7 +35,7 @@
  *   BENCH_KEEP=1                   keep the temporary data directory
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { readFileSync, rmSync, statSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -43,8 +43,8 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import {
-  APP_BIN, basicAuth, cpuMicros, ensureBuilt, envNumber, finishReport, fmt, gitState, httpRequest, load, newReport, onCleanup, postgresAdmin,
-  queryDatabase, runCli, runMain, startServer, stopServer, summarise, table, throwawayPostgres, type RunResult, type Server,
+  APP_BIN, basicAuth, cpuMicros, describeBuild, ensureBuilt, envNumber, finishReport, fmt, httpRequest, load, newReport, postgresAdmin, queryDatabase,
+  runCli, runMain, runPart, startServer, stopServer, summarise, table, temporaryDataDir, throwawayPostgres, type RunResult, type Server,
 } from './lib.js'
 
 type Kind = 'sqlite' | 'postgres'
@@ -414,22 +414,12 @@ async function main (): Promise<void> {
   const began = performance.now()
   console.log(`quiesce scale benchmark: node ${process.version}, ${os.cpus().length} CPUs; autocannon and the clients in this process, each server in its own child process`)
   console.log(`sizes ${settings.sizes.map((size) => fmt(size)).join(', ')} documents; tasks at ${settings.taskSizes.map((size) => fmt(size)).join(', ')}; parts ${settings.only.join(', ')}; ${settings.databases.join(' and ')}; ${settings.connections} connections, warm-up ${settings.warmup} s and ${settings.duration} s per route`)
-  const git = report.git as ReturnType<typeof gitState>
-  console.log(`commit ${git.commit}${git.dirty.length > 0 ? ` with uncommitted changes under app/, views/ or public/ (${git.dirty.length} file${git.dirty.length === 1 ? '' : 's'}): measuring the working tree` : ''}; load ${load().loadavg1.toFixed(1)}${load().note}`)
+  console.log(describeBuild(report))
   console.log(await ensureBuilt())
 
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quiesce-bench-scale-'))
-  onCleanup(async () => {
-    if (settings.keep) console.log(`kept ${dataDir}`)
-    else rmSync(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = temporaryDataDir('quiesce-bench-scale-', settings.keep)
   for (const kind of settings.databases) {
-    try {
-      await measureKind(kind, dataDir)
-    } catch (err) {
-      console.error(`  ${kind} failed: ${(err as Error).stack ?? String(err)}`)
-      failures.push(`${kind} failed: ${(err as Error).message.split('\n')[0]}`)
-    }
+    await runPart(failures, kind, () => measureKind(kind, dataDir), '  ')
   }
   summary()
   Object.assign(report, { http: httpResults, tasks: taskResults, streams: streamResults })
